@@ -1,0 +1,82 @@
+"""Why the model answered what it did, per row.
+
+Owns: for decision trees, the decision path in readable steps and each feature's
+contribution to the predicted probability (or value) along that path, so that the base
+value plus the contributions equals the prediction; for linear models, each feature's
+contribution to the decision function. Other estimators get no explanation.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _final_step(estimator):
+    steps = getattr(estimator, "steps", None)
+    return (estimator[:-1], steps[-1][1]) if steps else (None, estimator)
+
+
+def explain_rows(estimator, X: np.ndarray, names: list[str], predicted: list) -> list[dict | None]:
+    """Given the estimator, its input rows and its predictions, return one explanation per row."""
+    head, final = _final_step(estimator)
+    if hasattr(final, "tree_") and head is None:
+        return _tree(final, X, names, predicted)
+    if hasattr(final, "coef_") and hasattr(final, "intercept_"):
+        Z = head.transform(X) if head is not None else X
+        Z = Z.toarray() if hasattr(Z, "toarray") else np.asarray(Z, dtype=float)
+        if Z.shape[1] == len(names):
+            return _linear(final, Z, names, predicted)
+    return [None] * len(X)
+
+
+def _contribution_list(names: list[str], values: np.ndarray) -> list[dict]:
+    order = np.argsort(-np.abs(values), kind="stable")
+    return [{"feature": names[j], "contribution": float(values[j])}
+            for j in order if values[j] != 0]
+
+
+def _tree(tree_model, X, names, predicted) -> list[dict]:
+    tree = tree_model.tree_
+    X = np.asarray(X, dtype=float)
+    classes = getattr(tree_model, "classes_", None)
+    values = tree.value[:, 0, :]
+    if classes is not None:
+        values = values / values.sum(axis=1, keepdims=True)
+    paths = tree_model.decision_path(X)
+    out = []
+    for i, label in enumerate(predicted):
+        k = int(np.flatnonzero(classes == label)[0]) if classes is not None else 0
+        nodes = paths.indices[paths.indptr[i]:paths.indptr[i + 1]]
+        nodes = np.sort(nodes)  # node ids grow with depth, so this is root to leaf
+        contrib = np.zeros(len(names))
+        steps = []
+        for parent, child in zip(nodes[:-1], nodes[1:]):
+            j, threshold = int(tree.feature[parent]), float(tree.threshold[parent])
+            contrib[j] += values[child, k] - values[parent, k]
+            went_left = child == tree.children_left[parent]
+            steps.append({"feature": names[j], "op": "<=" if went_left else ">",
+                          "threshold": threshold, "value": float(X[i, j]),
+                          "text": f"{names[j]} is {X[i, j]:.4g}, "
+                                  f"{'at most' if went_left else 'above'} {threshold:.4g}"})
+        out.append({"method": "decision_path",
+                    "space": "probability" if classes is not None else "value",
+                    "target": label, "base_value": float(values[nodes[0], k]),
+                    "contributions": _contribution_list(names, contrib), "path": steps})
+    return out
+
+
+def _linear(linear_model, Z, names, predicted) -> list[dict]:
+    coef = np.atleast_2d(linear_model.coef_)
+    intercept = np.atleast_1d(linear_model.intercept_)
+    classes = getattr(linear_model, "classes_", None)
+    out = []
+    for i, label in enumerate(predicted):
+        if classes is None:
+            row, sign, space = 0, 1.0, "value"
+        elif len(coef) == 1:  # binary: one decision function, positive for classes_[1]
+            row, sign, space = 0, (1.0 if label == classes[1] else -1.0), "log-odds"
+        else:
+            row, sign, space = int(np.flatnonzero(classes == label)[0]), 1.0, "log-odds"
+        out.append({"method": "linear", "space": space, "target": label,
+                    "base_value": float(sign * intercept[row]),
+                    "contributions": _contribution_list(names, sign * coef[row] * Z[i])})
+    return out

@@ -1,0 +1,116 @@
+"""The OpenAPI 3.1 document of the function, generated from the served model's manifest.
+
+Owns: the schema of each feature (type, range, categories), of each accepted body format,
+of the answer and of the one error body.
+"""
+from __future__ import annotations
+
+
+def _feature_schema(feature: dict) -> dict:
+    description = feature.get("description") or feature.get("label") or feature["name"]
+    if feature["type"] == "categorical":
+        return {"enum": feature["categories"], "description": description}
+    schema = {"type": feature["type"], "description": description}
+    if feature.get("min") is not None:
+        schema["description"] += (f" Seen in training: {feature['min']:g} to {feature['max']:g}; "
+                                  "values outside are accepted with a warning.")
+    if feature.get("median") is not None:
+        schema["examples"] = [feature["median"]]
+    return schema
+
+
+def json_ok(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict:
+    return json_ok({"$ref": "#/components/schemas/Error"}, description)
+
+
+def openapi_document(manifest: dict, *, max_rows: int, max_body_bytes: int) -> dict:
+    """Given the manifest and the request limits, return the OpenAPI 3.1 document."""
+    features = manifest["features"]
+    names = [f["name"] for f in features]
+    classification = manifest.get("task") == "classification"
+    row = {"type": "object", "additionalProperties": False, "required": names,
+           "properties": {f["name"]: _feature_schema(f) for f in features}}
+    value_list = {"type": "array", "minItems": len(names), "maxItems": len(names),
+                  "description": "values in feature order: " + ", ".join(names)}
+    rows = {"type": "array", "minItems": 1, "maxItems": max_rows,
+            "items": {"$ref": "#/components/schemas/Row"}}
+    request = {"oneOf": [
+        {"type": "object", "required": ["features"], "additionalProperties": False,
+         "properties": {"features": {"$ref": "#/components/schemas/Row"}}},
+        {"type": "object", "required": ["instances"], "additionalProperties": False,
+         "properties": {"instances": {"type": "array", "minItems": 1, "maxItems": max_rows,
+                                      "items": {"oneOf": [{"$ref": "#/components/schemas/Row"},
+                                                          value_list]}}}},
+        {"type": "object", "required": ["inputs"], "additionalProperties": False,
+         "properties": {"inputs": {"type": "array", "minItems": 1, "maxItems": max_rows,
+                                   "items": {"oneOf": [{"$ref": "#/components/schemas/Row"},
+                                                       value_list]}}}},
+        {"type": "object", "required": ["dataframe_records"], "additionalProperties": False,
+         "properties": {"dataframe_records": rows}},
+        {"type": "object", "required": ["dataframe_split"],
+         "properties": {"dataframe_split": {
+             "type": "object", "required": ["columns", "data"],
+             "properties": {"columns": {"type": "array", "items": {"enum": names}},
+                            "data": {"type": "array", "maxItems": max_rows,
+                                     "items": {"type": "array"}}}}}},
+    ]}
+    label = {"enum": manifest.get("labels") or []} if classification else {"type": "number"}
+    result = {"type": "object", "required": ["warnings"], "properties": {
+        "label": label, "value": {"type": "number"},
+        "probabilities": {"type": "object", "additionalProperties": {"type": "number"}},
+        "explanation": {"type": ["object", "null"]},
+        "warnings": {"type": "array", "items": {"type": "object"}}}}
+    prediction = {"type": "object", "required": ["model", "predictions", "results"],
+                  "properties": {"model": {"type": "object"}, "format": {"type": "string"},
+                                 "predictions": {"type": "array", "items": label},
+                                 "results": {"type": "array", "items": result}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": f"{manifest.get('name')} prediction API",
+                 "version": str(manifest.get("version")),
+                 "description": manifest.get("description", "")},
+        "paths": {
+            "/api/health": {"get": {"operationId": "health", "summary": "Is the function up; "
+                                    "is the model loaded (warm)", "responses": {
+                "200": json_ok({"type": "object"}, "up"),
+                "503": _error("the model's manifest cannot be read")}}},
+            "/api/model": {"get": {"operationId": "model", "summary": "The model card "
+                                   "(manifest): features, labels, metrics, versions",
+                                   "responses": {
+                "200": json_ok({"type": "object"}, "the manifest; ETag is the pickle's SHA-256"),
+                "304": {"description": "unchanged since the ETag in If-None-Match"},
+                "503": _error("the model is unavailable")}}},
+            "/api/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
+                                          "responses": {"200": json_ok({"type": "object"},
+                                                                       "OpenAPI 3.1")}}},
+            "/api/predict": {"post": {
+                "operationId": "predict",
+                "summary": "Predict one or many rows",
+                "parameters": [{"name": "explain", "in": "query", "required": False,
+                                "schema": {"enum": ["true", "false", "1", "0"]},
+                                "description": "false skips explanations (faster)"}],
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": request},
+                    "text/csv": {"schema": {"type": "string"},
+                                 "example": ",".join(names) + "\n"}}},
+                "responses": {
+                    "200": {"description": "one result per row, in order", "content": {
+                        "application/json": {"schema": prediction},
+                        "text/csv": {"schema": {"type": "string"}}}},
+                    "400": _error("invalid body, format or values; details name each field"),
+                    "413": _error(f"body over {max_body_bytes} bytes or over {max_rows} rows"),
+                    "415": _error("content type is neither application/json nor text/csv"),
+                    "503": _error("the model is unavailable")}}},
+        },
+        "components": {"schemas": {
+            "Row": row,
+            "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+                "type": "object", "required": ["code", "message", "details"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                               "details": {"type": "array", "items": {"type": "object"}}}}}},
+        }},
+    }

@@ -1,0 +1,48 @@
+"""Scoring validated rows with the loaded model, and writing the answer as JSON or CSV.
+
+Owns: one result per row (label and probabilities, or value; explanation; warnings)
+and the CSV rendering of results.
+"""
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+
+from .explain import explain_rows
+from .model import LoadedModel
+
+
+def score(loaded: LoadedModel, X: np.ndarray, warnings: list[list[dict]], *,
+          explain: bool) -> list[dict]:
+    """Given validated rows and their range warnings, return one result dict per row."""
+    estimator, names = loaded.estimator, [f["name"] for f in loaded.manifest["features"]]
+    predicted = estimator.predict(X)
+    classification = loaded.manifest.get("task") == "classification"
+    proba = estimator.predict_proba(X) if classification and hasattr(estimator, "predict_proba") \
+        else None
+    explanations = explain_rows(estimator, X, names, list(predicted)) if explain \
+        else [None] * len(X)
+    results = []
+    for i, value in enumerate(predicted):
+        row = {"label": value} if classification else {"value": float(value)}
+        if proba is not None:
+            row["probabilities"] = {str(c): float(p) for c, p in zip(estimator.classes_, proba[i])}
+        if explain:
+            row["explanation"] = explanations[i]
+        row["warnings"] = warnings[i]
+        results.append(row)
+    return results
+
+
+def results_csv(results: list[dict], labels: list[str]) -> str:
+    """Given results, return them as CSV: row, prediction, one column per class probability."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["row", "prediction", *[f"probability_{c}" for c in labels], "warnings"])
+    for i, r in enumerate(results):
+        probs = [r["probabilities"].get(str(c)) for c in labels] if "probabilities" in r else []
+        writer.writerow([i, r.get("label", r.get("value")), *probs,
+                         ";".join(w["field"] for w in r["warnings"])])
+    return out.getvalue()

@@ -1,0 +1,158 @@
+"""The handler called as a plain function, with Netlify-shaped events."""
+import json
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from predict import model
+from support import ROOT, call, event, example, manifest
+
+
+def test_health_answers_without_loading_the_model():
+    status, headers, body = call(event("GET", "/api/health"))
+    assert status == 200
+    assert body["status"] == "ok"
+    assert body["model"] == {"name": "dect_model", "version": "1.0.0", "loaded": False}
+    assert model.is_loaded() is False
+
+
+def test_model_route_lists_features_and_labels():
+    status, _, body = call(event("GET", "/api/model"))
+    assert status == 200
+    assert body["labels"] == ["benign", "malignant"]
+    assert len(body["features"]) == 30
+    assert body["name"] == "dect_model" and body["version"] == "1.0.0"
+
+
+@pytest.mark.parametrize("label", ["benign", "malignant"])
+def test_predict_answers_label_and_probabilities(label):
+    status, headers, body = call(event("POST", "/api/predict", body={"features": example(label)}))
+    assert status == 200
+    result = body["results"][0]
+    assert result["label"] == label == body["predictions"][0]
+    assert set(result["probabilities"]) == {"benign", "malignant"}
+    assert result["probabilities"][label] == max(result["probabilities"].values())
+    assert sum(result["probabilities"].values()) == pytest.approx(1)
+    assert headers["Cache-Control"] == "no-store"
+
+
+def test_the_same_route_answers_under_the_functions_path():
+    ev = event("POST", "/.netlify/functions/predict/predict", body={"features": example()})
+    assert call(ev)[0] == 200
+
+
+def test_model_is_loaded_once_and_kept_warm():
+    ev = event("POST", "/api/predict", body={"features": example()})
+    _, first, _ = call(ev)
+    loaded = model.get_model()
+    _, second, _ = call(ev)
+    assert "load;dur=" in first["Server-Timing"]
+    assert "load;dur=" not in second["Server-Timing"]
+    assert model.get_model() is loaded
+    assert call(event("GET", "/api/health"))[2]["warm"] is True
+
+
+def test_concurrent_first_requests_load_the_model_once(monkeypatch):
+    loads = []
+    real_load = model._load
+    monkeypatch.setattr(model, "_load", lambda m: loads.append(1) or real_load(m))
+    barrier = threading.Barrier(8)
+    results = []
+
+    def request():
+        barrier.wait()
+        results.append(model.get_model())
+
+    threads = [threading.Thread(target=request) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(loads) == 1
+    assert all(r is results[0] for r in results)
+
+
+def test_importing_the_function_does_not_import_scikit_learn():
+    code = ("import sys; sys.path.insert(0, 'netlify/functions'); import predict; "
+            "print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_bad_json_is_a_400_that_does_not_echo_the_body():
+    secret = '{"features": {"mean radius": "s3cr3t-value",'
+    status, _, body = call(event("POST", "/api/predict", body=secret,
+                                 headers={"content-type": "application/json"}))
+    assert status == 400
+    assert body["error"]["code"] == "invalid_json"
+    assert "s3cr3t" not in json.dumps(body)
+
+
+def test_missing_feature_is_a_400_naming_it():
+    features = example()
+    del features["worst radius"]
+    status, _, body = call(event("POST", "/api/predict", body={"features": features}))
+    assert status == 400
+    assert body["error"]["code"] == "missing_feature"
+    assert body["error"]["details"][0]["field"] == "worst radius"
+    assert "worst radius" in body["error"]["message"]
+
+
+def test_non_numeric_feature_is_a_400_naming_it_without_echoing_it():
+    features = {**example(), "mean texture": "s3cr3t"}
+    status, _, body = call(event("POST", "/api/predict", body={"features": features}))
+    assert status == 400
+    assert body["error"]["code"] == "invalid_type"
+    assert body["error"]["details"][0]["field"] == "mean texture"
+    assert "s3cr3t" not in json.dumps(body)
+
+
+@pytest.fixture
+def model_copy(tmp_path, monkeypatch):
+    """A copy of the committed model directory, served through MODEL_DIR."""
+    for name in ("manifest.json", "dect_model.pkl"):
+        (tmp_path / name).write_bytes((ROOT / "model" / name).read_bytes())
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path))
+    model.reset()
+    return tmp_path
+
+
+def _break_version(d):
+    m = json.loads((d / "manifest.json").read_text())
+    m["versions"]["scikit-learn"] = "0.0.1"
+    (d / "manifest.json").write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("breakage, reason", [
+    (lambda d: (d / "dect_model.pkl").write_bytes(b"not the model"), "SHA-256"),
+    (lambda d: (d / "dect_model.pkl").unlink(), "missing"),
+    (_break_version, "scikit-learn 0.0.1"),
+])
+def test_a_broken_model_is_a_503_with_a_reason_and_is_never_unpickled(
+        model_copy, monkeypatch, breakage, reason):
+    breakage(model_copy)
+    monkeypatch.setattr(model.pickle, "loads", lambda data: pytest.fail("unpickled"))
+    status, _, body = call(event("POST", "/api/predict", body={"features": example()}))
+    assert status == 503
+    assert body["error"]["code"] == "model_unavailable"
+    assert reason in body["error"]["message"]
+
+
+def test_an_unreadable_manifest_is_a_503_on_every_route(model_copy):
+    (model_copy / "manifest.json").write_text("{not json")
+    for ev in (event("GET", "/api/health"), event("GET", "/api/model"),
+               event("POST", "/api/predict", body={"features": example()})):
+        status, _, body = call(ev)
+        assert status == 503
+        assert body["error"]["code"] == "model_unavailable"
+
+
+def test_manifest_sha_matches_the_committed_pickle():
+    import hashlib
+    m = manifest()
+    data = (ROOT / "model" / m["artifact"]["file"]).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == m["artifact"]["sha256"]
+    assert len(data) == m["artifact"]["bytes"]

@@ -1,0 +1,98 @@
+"""The local Netlify-compatible runtime over real HTTP: static files, redirects, headers, functions."""
+import json
+
+import pytest
+
+import serve
+from support import ROOT, example
+
+
+def test_serves_the_site_with_the_configured_security_headers(runtime):
+    status, headers, body = runtime.request("/")
+    assert status == 200
+    assert b"<html" in body
+    assert headers["Content-Security-Policy"].startswith("default-src 'self'")
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_api_redirect_reaches_the_python_function(runtime):
+    status, headers, body = runtime.json("/api/predict", method="POST",
+                                         body={"features": example("malignant")})
+    assert status == 200
+    assert body["predictions"] == ["malignant"]
+    assert headers["X-Model-Version"] == "1.0.0"
+
+
+def test_curl_default_form_content_type_is_read_as_json(runtime):
+    status, _, body = runtime.json("/api/predict", method="POST",
+                                   body=json.dumps({"features": example("benign")}),
+                                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 200
+    assert body["predictions"] == ["benign"]
+
+
+def test_function_errors_arrive_as_json_over_http(runtime):
+    status, _, body = runtime.json("/api/predict", method="POST", body={"features": {}})
+    assert status == 400
+    assert body["error"]["code"] == "missing_feature"
+
+
+def test_unknown_file_is_a_404(runtime):
+    assert runtime.request("/no/such/page.html")[0] == 404
+
+
+def test_path_traversal_does_not_leave_the_publish_dir(runtime):
+    assert runtime.request("/../netlify.toml")[0] == 404
+    assert runtime.request("/%2e%2e/netlify.toml")[0] == 404
+
+
+def test_unknown_function_is_a_404(runtime):
+    status, _, body = runtime.request("/.netlify/functions/nothing")
+    assert status == 404 and b"Function not found" in body
+
+
+RULES = [{"from": "/api/*", "to": "/.netlify/functions/predict/:splat", "status": 200},
+         {"from": "/old/:name", "to": "/new/:name.html", "status": 301},
+         {"from": "/home", "to": "/", "status": 302}]
+
+
+@pytest.mark.parametrize("path, target", [
+    ("/api/predict", "/.netlify/functions/predict/predict"),
+    ("/api/a/b", "/.netlify/functions/predict/a/b"),
+    ("/api", "/.netlify/functions/predict/"),
+    ("/old/card", "/new/card.html"),
+    ("/home", "/"),
+])
+def test_redirect_rules_match_with_splats_and_placeholders(path, target):
+    assert serve.match_redirect(RULES, path)[1] == target
+
+
+def test_paths_no_rule_matches_are_left_alone():
+    assert serve.match_redirect(RULES, "/apix") is None
+    assert serve.match_redirect(RULES, "/old/a/b") is None
+
+
+def test_301_rules_answer_a_location_over_http(tmp_path):
+    (tmp_path / "site").mkdir()
+    (tmp_path / "netlify.toml").write_text(
+        '[build]\npublish = "site"\n[[redirects]]\nfrom = "/old/:name"\nto = "/new/:name"\n'
+        'status = 301\n')
+    server = serve.make_server("127.0.0.1", 0, tmp_path / "netlify.toml")
+    import threading
+    import http.client
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+        conn.request("GET", "/old/x")
+        resp = conn.getresponse()
+        assert (resp.status, resp.getheader("Location")) == (301, "/new/x")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_committed_config_is_what_the_runtime_reads():
+    site = serve.load_site(ROOT / "netlify.toml")
+    assert site.publish == ROOT / "site"
+    assert site.functions == ROOT / "netlify" / "functions"
+    assert site.redirects[0]["to"] == "/.netlify/functions/predict/:splat"
