@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
 
 import numpy as np
 
@@ -14,14 +15,17 @@ from .explain import explain_rows
 from .model import LoadedModel
 
 
-def score(loaded: LoadedModel, X: np.ndarray, warnings: list[list[dict]], *,
+def score(loaded: LoadedModel, X: np.ndarray, row_warnings: list[list[dict]], *,
           explain: bool) -> list[dict]:
     """Given validated rows and their range warnings, return one result dict per row."""
     estimator, names = loaded.estimator, [f["name"] for f in loaded.manifest["features"]]
-    predicted = estimator.predict(X)
     classification = loaded.manifest.get("task") == "classification"
-    proba = estimator.predict_proba(X) if classification and hasattr(estimator, "predict_proba") \
-        else None
+    with warnings.catch_warnings():
+        # A model fitted on a DataFrame warns on arrays; the manifest fixed the column order.
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        predicted = estimator.predict(X)
+        proba = estimator.predict_proba(X) if classification and hasattr(
+            estimator, "predict_proba") else None
     explanations = explain_rows(estimator, X, names, list(predicted)) if explain \
         else [None] * len(X)
     results = []
@@ -31,7 +35,7 @@ def score(loaded: LoadedModel, X: np.ndarray, warnings: list[list[dict]], *,
             row["probabilities"] = {str(c): float(p) for c, p in zip(estimator.classes_, proba[i])}
         if explain:
             row["explanation"] = explanations[i]
-        row["warnings"] = warnings[i]
+        row["warnings"] = row_warnings[i]
         results.append(row)
     return results
 

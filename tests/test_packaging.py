@@ -1,0 +1,222 @@
+"""Any packaged scikit-learn model is served by the unchanged function and local runtime."""
+import csv
+import json
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.tree import DecisionTreeRegressor
+
+import package_model
+from predict import model
+from support import LocalRuntime, call, event
+
+RNG = np.random.default_rng(7)
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([header, *rows])
+
+
+def iris_model(tmp_path):
+    data = load_iris()
+    names = ["sepal length", "sepal width", "petal length", "petal width"]
+    X, y = data.data, data.target_names[data.target]
+    est = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
+    write_csv(tmp_path / "ref.csv", [*names, "species"], [[*r, t] for r, t in zip(X, y)])
+    return est, X, "species"
+
+
+def regression_model(tmp_path):
+    rooms = RNG.integers(1, 7, 120)
+    area = RNG.uniform(20, 200, 120).round(1)
+    price = 1000 * rooms + 30 * area + RNG.normal(0, 50, 120)
+    X = np.column_stack([rooms, area])
+    est = DecisionTreeRegressor(max_depth=4, random_state=0).fit(X, price)
+    write_csv(tmp_path / "ref.csv", ["rooms", "area", "price"],
+              [[int(r), a, p] for r, a, p in zip(rooms, area, price)])
+    return est, X, "price"
+
+
+def categorical_model(tmp_path):
+    colour = RNG.choice(["red", "green", "blue"], 150)
+    size = RNG.uniform(0, 10, 150).round(2)
+    y = np.where((colour == "red") | (size > 7), "yes", "no")
+    X = np.column_stack([colour, size]).astype(object)
+    X[:, 1] = X[:, 1].astype(float)
+    pre = ColumnTransformer([("onehot", OneHotEncoder(handle_unknown="ignore"), [0])],
+                            remainder="passthrough")
+    est = make_pipeline(pre, LogisticRegression()).fit(X, y)
+    write_csv(tmp_path / "ref.csv", ["colour", "size", "buys"], [[c, s, t] for c, s, t in
+                                                                   zip(colour, size, y)])
+    return est, X, "buys"
+
+
+KINDS = {"multiclass-pipeline": iris_model, "regression": regression_model,
+         "categorical-pipeline": categorical_model}
+
+
+def serve(kind, tmp_path, monkeypatch):
+    """Fit, pickle and package one kind of model; serve it through MODEL_DIR."""
+    est, X, target = KINDS[kind](tmp_path)
+    with open(tmp_path / "model.pkl", "wb") as f:
+        pickle.dump(est, f)
+    out = tmp_path / "served"
+    manifest = package_model.package(tmp_path / "model.pkl", tmp_path / "ref.csv", out,
+                                     target=target, name=kind)
+    monkeypatch.setenv("MODEL_DIR", str(out))
+    model.reset()
+    return kind, est, X, manifest, out
+
+
+@pytest.fixture(params=list(KINDS))
+def packaged(request, tmp_path, monkeypatch):
+    return serve(request.param, tmp_path, monkeypatch)
+
+
+def rows_of(manifest, X):
+    names = [f["name"] for f in manifest["features"]]
+    return [{n: (v if isinstance(v, str) else float(v)) for n, v in zip(names, r)} for r in X]
+
+
+def test_the_handler_answers_what_the_estimator_says_for_every_reference_row(packaged):
+    kind, est, X, manifest, _ = packaged
+    status, _, body = call(event("POST", "/api/predict",
+                                 body={"instances": rows_of(manifest, X)}))
+    assert status == 200
+    expected = est.predict(X)
+    if manifest["task"] == "classification":
+        assert body["predictions"] == list(expected)
+        proba = [[r["probabilities"][str(c)] for c in est.classes_] for r in body["results"]]
+        np.testing.assert_allclose(proba, est.predict_proba(X), atol=1e-12)
+    else:
+        np.testing.assert_allclose(body["predictions"], expected, atol=1e-9)
+        assert all("probabilities" not in r for r in body["results"])
+
+
+def test_the_local_runtime_serves_the_packaged_model(packaged):
+    kind, est, X, manifest, out = packaged
+    server = LocalRuntime(env={"MODEL_DIR": str(out)})
+    try:
+        status, _, card = server.json("/api/model")
+        assert status == 200 and card["name"] == kind
+        status, _, body = server.json("/api/predict", method="POST",
+                                      body={"instances": rows_of(manifest, X)})
+        assert status == 200
+        assert len(body["predictions"]) == len(X)
+        if manifest["task"] == "regression":
+            np.testing.assert_allclose(body["predictions"], est.predict(X), atol=1e-9)
+        else:
+            assert body["predictions"] == list(est.predict(X))
+    finally:
+        server.stop()
+
+
+def test_the_manifest_describes_types_ranges_and_metrics(packaged):
+    kind, est, X, manifest, _ = packaged
+    types = {f["name"]: f["type"] for f in manifest["features"]}
+    if kind == "categorical-pipeline":
+        assert types == {"colour": "categorical", "size": "number"}
+        colour = manifest["features"][0]
+        assert colour["categories"] == ["blue", "green", "red"]
+    if kind == "regression":
+        assert types == {"rooms": "integer", "area": "number"}
+        assert set(manifest["metrics"]) >= {"r2", "mae", "rmse"}
+    if kind == "multiclass-pipeline":
+        assert manifest["labels"] == ["setosa", "versicolor", "virginica"]
+        assert manifest["metrics"]["confusion_matrix"]["labels"] == manifest["labels"]
+        assert len(manifest["examples"]) == 3
+    for f in manifest["features"]:
+        if f["type"] != "categorical":
+            assert f["min"] <= f["median"] <= f["max"]
+
+
+def test_an_unseen_category_is_a_400_listing_the_known_ones(tmp_path, monkeypatch):
+    serve("categorical-pipeline", tmp_path, monkeypatch)
+    status, _, body = call(event("POST", "/api/predict",
+                                 body={"features": {"colour": "purple", "size": 2.0}}))
+    assert status == 400
+    assert body["error"]["code"] == "unseen_category"
+    assert body["error"]["details"][0]["expected"] == ["blue", "green", "red"]
+    assert "purple" not in json.dumps(body)
+
+
+def test_an_integer_feature_rejects_a_fraction(tmp_path, monkeypatch):
+    serve("regression", tmp_path, monkeypatch)
+    status, _, body = call(event("POST", "/api/predict",
+                                 body={"features": {"rooms": 2.5, "area": 50}}))
+    assert status == 400
+    assert body["error"]["details"][0]["field"] == "rooms"
+
+
+def test_the_command_line_packages_a_model(tmp_path, capsys):
+    est, X, target = iris_model(tmp_path)
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(est))
+    assert package_model.main([str(tmp_path / "m.pkl"), str(tmp_path / "ref.csv"),
+                               "--target", target, "--out", str(tmp_path / "out")]) == 0
+    assert "MODEL_DIR=" in capsys.readouterr().out
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["name"] == "m"
+
+
+def _unfitted(tmp_path):
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(LogisticRegression()))
+
+
+def _no_predict(tmp_path):
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(StandardScaler().fit([[1.0], [2.0]])))
+
+
+def _not_a_pickle(tmp_path):
+    (tmp_path / "m.pkl").write_bytes(b"this is not a pickle")
+
+
+def _wrong_columns(tmp_path):
+    est, _, _ = iris_model(tmp_path)
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(est))
+    write_csv(tmp_path / "ref.csv", ["a", "b", "species"], [[1, 2, "setosa"]])
+
+
+def _missing_target(tmp_path):
+    est, _, _ = iris_model(tmp_path)
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(est))
+    rows = list(csv.reader(open(tmp_path / "ref.csv")))
+    write_csv(tmp_path / "ref.csv", [*rows[0][:4], "kind"], rows[1:])
+
+
+def _unreadable_csv(tmp_path):
+    est, _, _ = iris_model(tmp_path)
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(est))
+    (tmp_path / "ref.csv").unlink()
+
+
+def _named_columns_by_dataframe(tmp_path):
+    # As if fitted on a DataFrame whose column names are not the CSV's.
+    est, X, _ = iris_model(tmp_path)
+    est[0].feature_names_in_ = np.array(["w", "x", "y", "z"], dtype=object)
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(est))
+
+
+@pytest.mark.parametrize("make, message", [
+    (_unfitted, "not fitted"),
+    (_no_predict, "no predict()"),
+    (_not_a_pickle, "not a readable pickle"),
+    (_wrong_columns, "takes 4 features"),
+    (_missing_target, "target column 'species' is not in"),
+    (_unreadable_csv, "cannot read"),
+    (_named_columns_by_dataframe, "missing from the CSV: w, x, y, z"),
+])
+def test_packaging_refuses_what_it_cannot_serve_and_says_why(tmp_path, capsys, make, message):
+    if make not in (_wrong_columns, _missing_target, _unreadable_csv, _named_columns_by_dataframe):
+        write_csv(tmp_path / "ref.csv", ["a", "species"], [[1, "x"]])
+    make(tmp_path)
+    code = package_model.main([str(tmp_path / "m.pkl"), str(tmp_path / "ref.csv"),
+                               "--target", "species", "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
