@@ -142,6 +142,9 @@ def handler(event, context=None) -> dict:
         resp = _dispatch(req, timing)
     except ApiError as err:
         resp = json_response(err.status, error_body(err), err.headers)
+    except Exception:  # a bug: log it whole, answer the one error shape without details
+        log.exception("unhandled error")
+        resp = json_response(500, error_body(ApiError("internal error; it has been logged")))
     headers = resp["headers"]
     if req is not None:
         headers.update(cors_headers(req))

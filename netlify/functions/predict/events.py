@@ -41,7 +41,8 @@ def request_from_event(event: object) -> Request:
     """Given a v1 or v2 Lambda/Netlify HTTP event, return a Request; BadRequest if it is none."""
     if not isinstance(event, dict):
         raise BadRequest("the event is not an HTTP event", code="invalid_event")
-    http = (event.get("requestContext") or {}).get("http") if event.get("version") == "2.0" \
+    context = event.get("requestContext")
+    http = context.get("http") if event.get("version") == "2.0" and isinstance(context, dict) \
         else None
     if isinstance(http, dict):
         method, path = http.get("method"), event.get("rawPath") or http.get("path")
