@@ -9,6 +9,7 @@ part only, a fixed seed, so a re-run with the pinned versions writes the same fi
 from __future__ import annotations
 
 import argparse
+import csv
 from pathlib import Path
 
 from sklearn.datasets import load_breast_cancer
@@ -23,6 +24,8 @@ POSITIVE = "malignant"
 GRID = {"max_depth": [2, 3, 4, 5, 6, None], "min_samples_leaf": [1, 3, 5, 10],
         "class_weight": [None, "balanced"]}
 SCORING = "balanced_accuracy"
+SAMPLE_ROWS = 20
+ROOT = Path(__file__).resolve().parents[1]
 
 # What each of the ten measurements of a cell nucleus means (Street, Wolberg & Mangasarian
 # 1993); the images were digitised, so sizes are in image units, not micrometres.
@@ -123,12 +126,21 @@ def train(out_dir: Path) -> dict:
                       "test_size": TEST_SIZE, "stratified": True, "seed": SEED},
         },
     }
+    write_sample(out_dir / "sample.csv", names, X_test[:SAMPLE_ROWS])
     return modelcard.write_model_dir(out_dir, model, manifest, pickle_file="dect_model.pkl")
+
+
+def write_sample(path: Path, names: list[str], rows) -> None:
+    """Write held-out rows (features only) as the CSV the API and the site's upload accept."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(names)
+        writer.writerows([[repr(float(v)) for v in row] for row in rows])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "model")
+    parser.add_argument("--out", type=Path, default=ROOT / "model")
     manifest = train(parser.parse_args().out)
     m = manifest["metrics"]
     print(f"dect_model: chosen {manifest['model_selection']['chosen']}")

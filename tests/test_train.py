@@ -7,6 +7,7 @@ def test_retraining_writes_the_committed_manifest_and_pickle(tmp_path):
     manifest = train.train(tmp_path)
     assert (tmp_path / "manifest.json").read_text() == (MODEL_DIR / "manifest.json").read_text()
     assert (tmp_path / "dect_model.pkl").read_bytes() == (MODEL_DIR / "dect_model.pkl").read_bytes()
+    assert (tmp_path / "sample.csv").read_text() == (MODEL_DIR / "sample.csv").read_text()
     assert manifest["metrics"]["accuracy"] > 0.9
 
 
