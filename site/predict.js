@@ -139,6 +139,7 @@ function showResult(result) {
     page.warnings.append(el("li", { text: `${name} is ${w.message}.` }));
   }
   page.result.hidden = false;
+  page.result.scrollIntoView({ block: "nearest" });
 }
 
 async function submit(event) {
