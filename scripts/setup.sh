@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up what the project needs, idempotently: a .venv with the pinned packages;
-# with --dev also the test tools and Debian's chromium for the browser tests.
+# with --dev also the test tools, netlify-cli (npm) and Debian's chromium for the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dev=false
@@ -8,6 +8,9 @@ dev=false
 [ -x .venv/bin/python ] || python3 -m venv .venv
 if $dev; then req=requirements-dev.txt; else req=requirements.txt; fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$req"
+if $dev && [ ! -x node_modules/.bin/netlify ]; then
+  npm ci --no-audit --no-fund --loglevel=error   # netlify-cli, pinned by package-lock.json
+fi
 if $dev && ! command -v chromium >/dev/null; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null

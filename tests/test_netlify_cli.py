@@ -1,0 +1,82 @@
+"""The real netlify-cli (`netlify dev`) fronting the local Python runtime, as a developer runs it."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from support import ROOT, example
+
+pytestmark = pytest.mark.netlify
+NETLIFY = ROOT / "node_modules" / ".bin" / "netlify"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fetch(url, body=None):
+    req = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, err.read()
+
+
+@pytest.fixture(scope="module")
+def netlify_dev():
+    port, target = free_port(), free_port()
+    env = {**os.environ, "CI": "1", "NO_UPDATE_NOTIFIER": "1",
+           "PREDICT_DEV_TARGET": f"http://127.0.0.1:{target}"}
+    proc = subprocess.Popen(
+        [str(NETLIFY), "dev", "--offline", "--internal-disable-edge-functions",
+         "--port", str(port), "--target-port", str(target),
+         "--command", f"{ROOT / '.venv' / 'bin' / 'python'} scripts/serve.py {target}"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    url = f"http://localhost:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if fetch(url + "/")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("netlify dev did not answer within 90 s")
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_netlify_dev_serves_the_site_with_its_headers(netlify_dev):
+    status, headers, body = fetch(netlify_dev + "/")
+    assert status == 200 and b"<html" in body
+    assert headers["Content-Security-Policy"].startswith("default-src 'self'")
+
+
+def test_netlify_dev_routes_api_to_the_python_function(netlify_dev):
+    status, headers, body = fetch(netlify_dev + "/api/predict", {"features": example("benign")})
+    assert status == 200
+    assert json.loads(body)["predictions"] == ["benign"]
+    assert headers["X-Model-Version"] == "1.0.0"
+
+
+def test_netlify_dev_passes_function_errors_through(netlify_dev):
+    status, _, body = fetch(netlify_dev + "/api/predict", {"features": {}})
+    assert status == 400
+    assert json.loads(body)["error"]["code"] == "missing_feature"
