@@ -21,7 +21,9 @@ from .errors import ModelUnavailable
 
 MODEL_DIR_ENV = "MODEL_DIR"
 MANIFEST_FILE = "manifest.json"
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[3] / "model"
+_HERE = Path(__file__).resolve()
+# model/ beside the package in the Lambda bundle; the repository's model/ when run from a checkout
+DEFAULT_MODEL_DIRS = (_HERE.parents[1] / "model", _HERE.parents[3] / "model")
 
 log = logging.getLogger("predict")
 _lock = threading.Lock()
@@ -38,7 +40,9 @@ class LoadedModel:
 
 def model_dir() -> Path:
     """Return the directory of the served model, from MODEL_DIR or the default."""
-    return Path(os.environ.get(MODEL_DIR_ENV) or DEFAULT_MODEL_DIR)
+    if os.environ.get(MODEL_DIR_ENV):
+        return Path(os.environ[MODEL_DIR_ENV])
+    return next((d for d in DEFAULT_MODEL_DIRS if d.is_dir()), DEFAULT_MODEL_DIRS[-1])
 
 
 def _broken(reason: str) -> ModelUnavailable:
