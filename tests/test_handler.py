@@ -156,3 +156,9 @@ def test_manifest_sha_matches_the_committed_pickle():
     data = (ROOT / "model" / m["artifact"]["file"]).read_bytes()
     assert hashlib.sha256(data).hexdigest() == m["artifact"]["sha256"]
     assert len(data) == m["artifact"]["bytes"]
+
+
+def test_a_bad_request_does_not_load_the_model():
+    status, _, _ = call(event("POST", "/api/predict", body={"features": {}}))
+    assert status == 400
+    assert model.is_loaded() is False

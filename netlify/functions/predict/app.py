@@ -72,13 +72,14 @@ def predict(req: Request, timing: dict) -> dict:
     if media not in JSON_TYPES and media != "text/csv" and not media.endswith("+json"):
         raise UnsupportedMediaType("expected Content-Type application/json or text/csv, "
                                    f"received {media[:60]}")
+    manifest = model.get_manifest()
+    # Validate against the manifest first: a bad request never pays for loading the model.
+    X, warnings, fmt = read_rows(req.body, media, manifest["features"], MAX_ROWS)
     was_loaded = model.is_loaded()
     loaded = model.get_model()
     if not was_loaded:
         timing["load"] = loaded.load_ms
         timing["cold"] = True
-    manifest = loaded.manifest
-    X, warnings, fmt = read_rows(req.body, media, manifest["features"], MAX_ROWS)
     start = time.perf_counter()
     explain = req.query.get("explain", "true").strip().lower() in TRUE_WORDS
     results = score(loaded, X, warnings, explain=explain)
