@@ -218,7 +218,11 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=ROOT / "netlify.toml")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    server = make_server(args.host, args.port, args.config)
+    try:
+        server = make_server(args.host, args.port, args.config)
+    except OSError as exc:
+        sys.exit(f"cannot listen on {args.host}:{args.port} ({exc.strerror}); "
+                 "is it already running? Choose another port: PORT=8890 bash scripts/run.sh")
     print(f"Serving on http://{args.host}:{server.server_address[1]}/", flush=True)
     try:
         server.serve_forever()
