@@ -29,9 +29,9 @@ def explain_rows(estimator, X: np.ndarray, names: list[str], predicted: list) ->
 
 
 def _contribution_list(names: list[str], values: np.ndarray) -> list[dict]:
-    order = np.argsort(-np.abs(values), kind="stable")
-    return [{"feature": names[j], "contribution": float(values[j])}
-            for j in order if values[j] != 0]
+    pairs = [(n, v) for n, v in zip(names, values.tolist()) if v != 0]
+    pairs.sort(key=lambda p: -abs(p[1]))  # stable: equal sizes keep the feature order
+    return [{"feature": n, "contribution": v} for n, v in pairs]
 
 
 def _tree(tree_model, X, names, predicted) -> list[dict]:
@@ -41,25 +41,30 @@ def _tree(tree_model, X, names, predicted) -> list[dict]:
     values = tree.value[:, 0, :]
     if classes is not None:
         values = values / values.sum(axis=1, keepdims=True)
+    # Plain lists: indexing them per node is far cheaper than indexing numpy arrays.
+    by_class = values.T.tolist()
+    feature, threshold = tree.feature.tolist(), tree.threshold.tolist()
+    left = tree.children_left.tolist()
     paths = tree_model.decision_path(X)
     out = []
     for i, label in enumerate(predicted):
         k = int(np.flatnonzero(classes == label)[0]) if classes is not None else 0
-        nodes = paths.indices[paths.indptr[i]:paths.indptr[i + 1]]
-        nodes = np.sort(nodes)  # node ids grow with depth, so this is root to leaf
-        contrib = np.zeros(len(names))
+        value = by_class[k]
+        row = X[i].tolist()
+        nodes = sorted(paths.indices[paths.indptr[i]:paths.indptr[i + 1]].tolist())
+        contrib = np.zeros(len(names))  # node ids grow with depth: `nodes` runs root to leaf
         steps = []
         for parent, child in zip(nodes[:-1], nodes[1:]):
-            j, threshold = int(tree.feature[parent]), float(tree.threshold[parent])
-            contrib[j] += values[child, k] - values[parent, k]
-            went_left = child == tree.children_left[parent]
+            j, cut = feature[parent], threshold[parent]
+            contrib[j] += value[child] - value[parent]
+            went_left = child == left[parent]
             steps.append({"feature": names[j], "op": "<=" if went_left else ">",
-                          "threshold": threshold, "value": float(X[i, j]),
-                          "text": f"{names[j]} is {X[i, j]:.4g}, "
-                                  f"{'at most' if went_left else 'above'} {threshold:.4g}"})
+                          "threshold": cut, "value": row[j],
+                          "text": f"{names[j]} is {row[j]:.4g}, "
+                                  f"{'at most' if went_left else 'above'} {cut:.4g}"})
         out.append({"method": "decision_path",
                     "space": "probability" if classes is not None else "value",
-                    "target": label, "base_value": float(values[nodes[0], k]),
+                    "target": label, "base_value": value[nodes[0]],
                     "contributions": _contribution_list(names, contrib), "path": steps})
     return out
 
