@@ -108,7 +108,14 @@ class Handler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = do_GET
 
     def dispatch(self):
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.send(400, b"Bad Content-Length\n", {"Content-Type": "text/plain",
+                                                     "Connection": "close"})
+            return
         if length > MAX_PAYLOAD:
             self.send(413, b"Payload too large: the limit for a function is 6 MB\n",
                       {"Content-Type": "text/plain", "Connection": "close"})
