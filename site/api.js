@@ -35,6 +35,22 @@ export function problemText(result) {
   return message ? `The request was refused: ${message}` : `Something went wrong (HTTP ${result.status}).`;
 }
 
+// The page's problem box (#problem, #problem-text, #retry): a failure in words and a way to retry.
+let retryAction = null;
+const box = (id) => document.getElementById(id);
+
+export function showProblem(text, retry) {
+  box("problem-text").textContent = text;
+  box("problem").hidden = false;
+  retryAction = retry;
+}
+
+export function hideProblem() {
+  box("problem").hidden = true;
+}
+
+box("retry")?.addEventListener("click", () => retryAction && retryAction());
+
 // Number formatting shared by the pages.
 export function formatNumber(value) {
   if (typeof value !== "number" || !Number.isFinite(value)) return String(value);

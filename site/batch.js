@@ -1,12 +1,12 @@
 // The "check many samples" page: CSV upload, preview with problems, chunked scoring, download.
-import { getModel, predict, problemText, percent, el } from "./api.js";
+import { getModel, predict, problemText, showProblem, hideProblem, percent, el } from "./api.js";
 import { parseCsv, toCsv } from "./csv.js";
 
 const CHUNK_ROWS = 200; // under the API's 1,000-row cap and far under the 6 MB payload limit
 const PREVIEW_ROWS = 10;
 const $ = (id) => document.getElementById(id);
 const page = {
-  status: $("status"), problem: $("problem"), problemText: $("problem-text"), retry: $("retry"),
+  status: $("status"),
   file: $("file"), sample: $("sample-link"), preview: $("preview"), summary: $("preview-summary"),
   problems: $("preview-problems"), previewTable: $("preview-table"), score: $("score"),
   progressSection: $("progress-section"), progress: $("progress"), results: $("results"),
@@ -73,7 +73,7 @@ function showPreview() {
 
 async function onFile() {
   const file = page.file.files[0];
-  page.problem.hidden = true;
+  hideProblem();
   if (!file) return;
   const table = parseCsv(await file.text());
   if (table.length < 2) {
@@ -105,8 +105,7 @@ async function scoreChunk(chunk) {
     answer = await predict({ instances: chunk.map((r) => r.values) }, { explain: false });
   }
   if (!answer.ok) {
-    page.problemText.textContent = `${problemText(answer)} Scoring stopped; the rows already checked are kept.`;
-    page.problem.hidden = false;
+    showProblem(`${problemText(answer)} Scoring stopped; the rows already checked are kept.`, score);
     return false;
   }
   answer.body.results.forEach((result, i) => (chunk[i].result = result));
@@ -114,25 +113,24 @@ async function scoreChunk(chunk) {
 }
 
 async function score() {
-  page.problem.hidden = true;
+  hideProblem();
   page.score.disabled = true;
   page.progressSection.hidden = false;
   const todo = upload.rows.filter((r) => !r.problem && !r.result); // a retry resumes here
   page.progress.value = 0;
+  let finished = true;
   try {
-    for (let i = 0; i < todo.length; i += CHUNK_ROWS) {
+    for (let i = 0; i < todo.length && finished; i += CHUNK_ROWS) {
       const sent = Math.min(i + CHUNK_ROWS, todo.length);
       page.status.textContent = `Checking rows… ${sent} of ${todo.length}`;
-      if (!(await scoreChunk(todo.slice(i, i + CHUNK_ROWS)))) break;
-      page.progress.value = Math.round((100 * sent) / todo.length);
+      finished = await scoreChunk(todo.slice(i, i + CHUNK_ROWS));
+      if (finished) page.progress.value = Math.round((100 * sent) / todo.length);
     }
   } finally {
     page.score.disabled = false;
   }
-  if (page.problem.hidden) {
-    page.progress.value = 100;
-    page.status.textContent = "Done.";
-  }
+  page.status.textContent = finished ? "Done." : "Stopped: see the message above.";
+  if (finished) page.progress.value = 100;
   showResults();
 }
 
@@ -173,10 +171,10 @@ function saveText(text, name) {
 }
 
 async function start() {
+  hideProblem();
   const model = await getModel();
   if (!model.ok) {
-    page.problemText.textContent = problemText(model);
-    page.problem.hidden = false;
+    showProblem(problemText(model), start);
     return;
   }
   manifest = model.body;
@@ -191,5 +189,4 @@ page.file.disabled = true;
 page.file.addEventListener("change", onFile);
 page.score.addEventListener("click", score);
 page.download.addEventListener("click", downloadResults);
-page.retry.addEventListener("click", () => (manifest ? score() : start()));
 start();

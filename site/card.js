@@ -1,5 +1,5 @@
 // The model card page: what the model does, its data, how good it is (drawn as charts), versions.
-import { getModel, problemText, formatNumber, percent, el } from "./api.js";
+import { getModel, problemText, showProblem, hideProblem, formatNumber, percent, el } from "./api.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const TOP_FEATURES = 10;
@@ -134,17 +134,14 @@ function render(manifest) {
 }
 
 async function start() {
-  $("problem").hidden = true;
+  hideProblem();
   const model = await getModel();
+  $("status").textContent = "";
   if (!model.ok) {
-    $("status").textContent = "";
-    $("problem-text").textContent = problemText(model);
-    $("problem").hidden = false;
+    showProblem(problemText(model), start);
     return;
   }
-  $("status").textContent = "";
   render(model.body);
 }
 
-$("retry").addEventListener("click", start);
 start();

@@ -1,6 +1,6 @@
 // The developers' page: each route with curl, Python and JavaScript examples built from the
 // live manifest and OpenAPI document, and a "try it" box.
-import { API, getModel, getOpenApi, problemText, el } from "./api.js";
+import { API, getModel, getOpenApi, problemText, showProblem, hideProblem, el } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -49,12 +49,11 @@ async function send(event) {
 }
 
 async function start() {
-  $("problem").hidden = true;
+  hideProblem();
   const [model, spec] = await Promise.all([getModel(), getOpenApi()]);
   if (!model.ok || !spec.ok) {
     $("status").textContent = "";
-    $("problem-text").textContent = problemText(model.ok ? spec : model);
-    $("problem").hidden = false;
+    showProblem(problemText(model.ok ? spec : model), start);
     return;
   }
   const example = (model.body.examples || [])[0];
@@ -71,5 +70,4 @@ async function start() {
 }
 
 $("try-form").addEventListener("submit", send);
-$("retry").addEventListener("click", start);
 start();

@@ -1,12 +1,11 @@
 // The "check a sample" page: a form built from the model's manifest, one prediction.
-import { getHealth, getModel, predict, problemText, formatNumber, percent, el } from "./api.js";
+import { getHealth, getModel, predict, problemText, showProblem, hideProblem, formatNumber, percent, el } from "./api.js";
 
 const MAIN_FIELDS = 6;
 const SLOW_MS = 700;
 const $ = (id) => document.getElementById(id);
 const page = {
   title: $("title"), description: $("description"), warning: $("warning"), status: $("status"),
-  problem: $("problem"), problemText: $("problem-text"), retry: $("retry"),
   examples: $("examples"), form: $("predict-form"), main: $("main-fields"), more: $("more"),
   moreFields: $("more-fields"), button: $("predict-button"), result: $("result"),
   label: $("result-label"), bar: $("result-bar"), probability: $("result-probability"),
@@ -14,19 +13,7 @@ const page = {
 };
 let manifest = null;
 let warm = false;
-let retryAction = null;
 const inputs = new Map(); // feature name -> {feature, input, error, note}
-
-function showProblem(text, action) {
-  page.problemText.textContent = text;
-  page.problem.hidden = false;
-  retryAction = action;
-}
-
-function clearProblem() {
-  page.problem.hidden = true;
-  retryAction = null;
-}
 
 const featureLabel = (f) => f.label || f.name;
 const unitText = (f) => (f.unit && f.unit !== "ratio" ? ` ${f.unit}` : "");
@@ -144,7 +131,7 @@ function showResult(result) {
 
 async function submit(event) {
   if (event) event.preventDefault();
-  clearProblem();
+  hideProblem();
   clearFieldMessages();
   page.button.disabled = true;
   page.status.textContent = "Checking…";
@@ -171,7 +158,7 @@ async function submit(event) {
 }
 
 async function start() {
-  clearProblem();
+  hideProblem();
   page.status.textContent = "Loading the model's description…";
   const [model, health] = await Promise.all([getModel(), getHealth()]);
   if (!model.ok) {
@@ -191,5 +178,4 @@ async function start() {
 }
 
 page.form.addEventListener("submit", submit);
-page.retry.addEventListener("click", () => retryAction && retryAction());
 start();

@@ -312,3 +312,38 @@ def test_the_site_builds_its_form_from_a_packaged_model(browser, tmp_path):
         context.close()
     finally:
         other.stop()
+
+
+@pytest.mark.expected_errors
+def test_batch_scoring_stopped_by_an_outage_resumes_on_retry(page, tmp_path):
+    names = [f["name"] for f in FEATURES]
+    path = tmp_path / "three.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(names)
+        writer.writerows([[example()[n] for n in names]] * 3)
+    page.goto("/batch.html")
+    expect(page.locator("#file")).to_be_enabled()
+    page.set_input_files("#file", str(path))
+    page.route("**/api/predict*", lambda route: route.fulfill(status=503, body="{}",
+                                                             content_type="application/json"))
+    page.get_by_role("button", name="Check these samples").click()
+    expect(page.locator("#problem")).to_contain_text("The model is not available right now")
+    expect(page.locator("#results-summary")).to_contain_text("0 of 3 rows checked")
+    page.unroute("**/api/predict*")
+    page.get_by_role("button", name="Try again").click()
+    expect(page.locator("#results-summary")).to_contain_text("3 of 3 rows checked")
+    expect(page.locator("#problem")).to_be_hidden()
+    expect(page.locator("#status")).to_have_text("Done.")
+
+
+@pytest.mark.expected_errors
+@pytest.mark.parametrize("path", ["/", "/batch.html", "/card.html", "/developers.html"])
+def test_every_page_says_when_the_model_is_unavailable_and_recovers_on_retry(page, path):
+    page.route("**/api/model", lambda route: route.fulfill(status=503, body="{}",
+                                                          content_type="application/json"))
+    page.goto(path)
+    expect(page.locator("#problem")).to_contain_text("The model is not available right now")
+    page.unroute("**/api/model")
+    page.get_by_role("button", name="Try again").click()
+    expect(page.locator("#problem")).to_be_hidden()

@@ -96,3 +96,18 @@ def test_the_committed_config_is_what_the_runtime_reads():
     assert site.publish == ROOT / "site"
     assert site.functions == ROOT / "netlify" / "functions"
     assert site.redirects[0]["to"] == "/.netlify/functions/predict/:splat"
+
+
+def test_a_bad_content_length_is_a_400(runtime):
+    import socket
+    host, port = runtime.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 400")
+
+
+def test_the_runtime_keeps_the_function_warm_across_requests(runtime):
+    runtime.request("/api/predict", method="POST", body={"features": example()})
+    _, headers, _ = runtime.request("/api/predict", method="POST", body={"features": example()})
+    assert "load;dur=" not in headers["Server-Timing"]
+    assert runtime.json("/api/health")[2]["warm"] is True
