@@ -135,30 +135,32 @@ async function score() {
 }
 
 function outcome(r) {
-  if (!r.result) return { prediction: "", probability: "", problem: r.problem || "not checked yet" };
+  if (!r.result) return { prediction: "", probability: "", problem: r.problem || "not checked yet", notes: "" };
   const label = r.result.label ?? r.result.value;
   const p = r.result.probabilities ? r.result.probabilities[label] : null;
-  return { prediction: String(label), probability: p === null ? "" : p, problem: "" };
+  const outside = r.result.warnings.map((w) => w.field);
+  const notes = outside.length ? `outside the training range: ${outside.join(", ")}` : "";
+  return { prediction: String(label), probability: p === null ? "" : p, problem: "", notes };
 }
 
 function showResults() {
   const rows = upload.rows;
   const done = rows.filter((r) => r.result).length;
   page.resultsSummary.textContent = `${done} of ${rows.length} rows checked; ${rows.length - done} could not be (see why in the table).`;
-  fillTable(page.resultsTable, ["Row", "Prediction", "Probability", "Problem"], rows.map((r) => {
+  fillTable(page.resultsTable, ["Row", "Prediction", "Probability", "Problem or note"], rows.map((r) => {
     const o = outcome(r);
     return el("tr", { class: o.problem ? "bad-row" : "" }, el("td", { text: String(r.line) }),
       el("td", { text: o.prediction }), el("td", { text: o.probability === "" ? "" : percent(o.probability) }),
-      el("td", { text: o.problem }));
+      el("td", { text: o.problem || o.notes }));
   }));
   page.results.hidden = false;
 }
 
 function downloadResults() {
-  const header = [...upload.header, "prediction", "probability", "problem"];
+  const header = [...upload.header, "prediction", "probability", "problem", "notes"];
   const lines = upload.rows.map((r) => {
     const o = outcome(r);
-    return [...r.cells, o.prediction, o.probability, o.problem];
+    return [...r.cells, o.prediction, o.probability, o.problem, o.notes];
   });
   saveText(toCsv([header, ...lines]), "results.csv");
 }

@@ -19,9 +19,9 @@ const featureLabel = (f) => f.label || f.name;
 const unitText = (f) => (f.unit && f.unit !== "ratio" ? ` ${f.unit}` : "");
 
 function rangeHint(f) {
-  if (f.type === "categorical") return `one of: ${f.categories.join(", ")}`;
+  if (f.type === "categorical") return `One of: ${f.categories.join(", ")}`;
   const p = f.percentiles || {};
-  return p.p25 !== undefined ? `typical: ${formatNumber(p.p25)} to ${formatNumber(p.p75)}${unitText(f)}` : "";
+  return p.p25 !== undefined ? `Typical: ${formatNumber(p.p25)} to ${formatNumber(p.p75)}${unitText(f)}` : "";
 }
 
 function buildField(feature, index) {
@@ -29,7 +29,8 @@ function buildField(feature, index) {
   const input = feature.type === "categorical"
     ? el("select", { id, name: feature.name }, ...feature.categories.map((c) => el("option", { value: String(c), text: String(c) })))
     : el("input", { id, name: feature.name, type: "number", step: "any", inputmode: "decimal", required: "" });
-  const hint = el("span", { class: "hint", id: `${id}-hint`, text: rangeHint(feature) });
+  const about = feature.description ? `${feature.description[0].toUpperCase()}${feature.description.slice(1)}. ` : "";
+  const hint = el("span", { class: "hint", id: `${id}-hint`, text: about + rangeHint(feature) });
   const error = el("span", { class: "field-error", id: `${id}-error`, role: "alert" });
   const note = el("span", { class: "field-warning", id: `${id}-note` });
   input.setAttribute("aria-describedby", `${id}-hint ${id}-error ${id}-note`);

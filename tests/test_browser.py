@@ -167,6 +167,7 @@ def test_csv_round_trip_with_a_bad_row(page, tmp_path):
     names = [f["name"] for f in FEATURES]
     good = [example("malignant"), example("benign"), example("benign")]
     bad = {**example(), "mean texture": "lots"}
+    good[2] = {**good[2], "mean radius": FEATURES[0]["max"] * 2}  # accepted, with a note
     path = tmp_path / "samples.csv"
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
@@ -193,6 +194,8 @@ def test_csv_round_trip_with_a_bad_row(page, tmp_path):
     assert [r["prediction"] for r in table] == [
         api_label(good[0])["label"], "", api_label(good[1])["label"], api_label(good[2])["label"]]
     assert "not a number" in table[1]["problem"]
+    assert table[3]["notes"] == "outside the training range: mean radius"
+    expect(rows.nth(3)).to_contain_text("outside the training range: mean radius")
     assert table[0]["patient_id"] == "p0"
 
 
