@@ -41,7 +41,7 @@ def feature_schema(X: np.ndarray, names: list[str], types: list[str], *,
     meta = meta or {}
     out = []
     for j, (name, kind) in enumerate(zip(names, types)):
-        feature = {"name": name, **meta.get(name, {"label": name}), "type": kind}
+        feature = {"name": name, "label": name, **meta.get(name, {}), "type": kind}
         column = X[:, j]
         if kind == "categorical":
             values, counts = np.unique(column.astype(str), return_counts=True)

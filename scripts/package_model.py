@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import pickle
 import sys
 import warnings
@@ -24,8 +25,36 @@ from sklearn.utils.validation import check_is_fitted
 import modelcard
 
 
+CARD_KEYS = {"title", "description", "intended_use", "limitations", "label_descriptions",
+             "features"}
+FEATURE_WORDS = {"label", "description", "unit"}
+
+
 class PackagingError(Exception):
     """The model or data cannot be served; the message says what to do."""
+
+
+def read_card(path: Path | None, names: list[str]) -> dict:
+    """Return the words for people in a --card JSON file (checked), or {} without one."""
+    if path is None:
+        return {}
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PackagingError(f"cannot read {path} as JSON ({type(exc).__name__})") from None
+    if not isinstance(card, dict) or set(card) - CARD_KEYS:
+        raise PackagingError(f"{path} must be an object with only these keys: "
+                             + ", ".join(sorted(CARD_KEYS)))
+    features = card.get("features", {})
+    unknown = set(features) - set(names)
+    if unknown:
+        raise PackagingError(f"{path} describes features the model does not take: "
+                             + ", ".join(sorted(unknown)))
+    for name, words in features.items():
+        if not isinstance(words, dict) or set(words) - FEATURE_WORDS:
+            raise PackagingError(f"{path}: feature '{name}' may only have "
+                                 + ", ".join(sorted(FEATURE_WORDS)))
+    return card
 
 
 def load_estimator(path: Path):
@@ -124,12 +153,13 @@ def target_values(estimator, y_text: list[str]) -> np.ndarray:
 
 def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | None = None,
             name: str | None = None, version: str = "1.0.0", description: str = "",
-            positive: str | None = None) -> dict:
+            positive: str | None = None, card_path: Path | None = None) -> dict:
     """Package a pickled estimator and its reference CSV into out_dir; return the manifest."""
     estimator = load_estimator(model_path)
     columns, rows, y_text = read_reference(data_path, target)
     names = feature_order(estimator, columns)
     X, types = build_matrix(columns, rows, names)
+    card = read_card(card_path, names)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
         try:
@@ -140,11 +170,11 @@ def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | N
                                  "fitted on a DataFrame must select its columns by position") from None
         return _manifest(estimator, X, types, names, y_text, out_dir, name=name or model_path.stem,
                          version=version, description=description, positive=positive,
-                         data_name=data_path.name)
+                         data_name=data_path.name, card=card)
 
 
 def _manifest(estimator, X, types, names, y_text, out_dir, *, name, version, description,
-              positive, data_name) -> dict:
+              positive, data_name, card) -> dict:
     classification = is_classifier(estimator)
     y = target_values(estimator, y_text) if y_text is not None else None
     labels = [str(c) for c in estimator.classes_] if classification else []
@@ -162,9 +192,11 @@ def _manifest(estimator, X, types, names, y_text, out_dir, *, name, version, des
         "estimator": type(estimator).__name__,
         "labels": labels,
         "features": modelcard.feature_schema(
-            X, names, types, importances=modelcard.importances_of(estimator, X, y, names)),
+            X, names, types, importances=modelcard.importances_of(estimator, X, y, names),
+            meta=card.pop("features", None)),
         "examples": modelcard.examples_of(estimator, X, y, names, types, classification),
         "training_data": {"reference": data_name, "rows": len(X)},
+        **card,
     }
     if classification:
         manifest["positive_label"] = positive
@@ -186,11 +218,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", default="1.0.0")
     parser.add_argument("--description", default="")
     parser.add_argument("--positive", help="the positive label of a binary classifier")
+    parser.add_argument("--card", type=Path, help="JSON with words for people: title, "
+                        "description, intended_use, limitations, label_descriptions, and "
+                        "features: {name: {label, description, unit}}")
     args = parser.parse_args(argv)
     try:
         manifest = package(args.model, args.data, args.out, target=args.target, name=args.name,
                            version=args.version, description=args.description,
-                           positive=args.positive)
+                           positive=args.positive, card_path=args.card)
     except PackagingError as exc:
         print(f"package_model: {exc}", file=sys.stderr)
         return 2

@@ -164,6 +164,30 @@ def test_the_command_line_packages_a_model(tmp_path, capsys):
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["name"] == "m"
 
 
+def test_a_card_file_gives_the_model_words_for_people(tmp_path, monkeypatch):
+    est, X, target = iris_model(tmp_path)
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(est))
+    card = {"title": "Iris species", "limitations": ["Only three species."],
+            "label_descriptions": {"setosa": "bristle-pointed iris"},
+            "features": {"petal length": {"label": "Petal length", "unit": "cm"}}}
+    (tmp_path / "card.json").write_text(json.dumps(card))
+    manifest = package_model.package(tmp_path / "m.pkl", tmp_path / "ref.csv", tmp_path / "out",
+                                     target=target, card_path=tmp_path / "card.json")
+    assert manifest["title"] == "Iris species"
+    assert manifest["limitations"] == ["Only three species."]
+    assert manifest["label_descriptions"] == {"setosa": "bristle-pointed iris"}
+    petal = next(f for f in manifest["features"] if f["name"] == "petal length")
+    assert (petal["label"], petal["unit"], petal["type"]) == ("Petal length", "cm", "number")
+    sepal = next(f for f in manifest["features"] if f["name"] == "sepal length")
+    assert sepal["label"] == "sepal length"
+
+
+def _bad_card(tmp_path):
+    est, _, _ = iris_model(tmp_path)
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(est))
+    (tmp_path / "card.json").write_text(json.dumps({"features": {"colour": {"label": "x"}}}))
+
+
 def _unfitted(tmp_path):
     (tmp_path / "m.pkl").write_bytes(pickle.dumps(LogisticRegression()))
 
@@ -210,13 +234,16 @@ def _named_columns_by_dataframe(tmp_path):
     (_missing_target, "target column 'species' is not in"),
     (_unreadable_csv, "cannot read"),
     (_named_columns_by_dataframe, "missing from the CSV: w, x, y, z"),
+    (_bad_card, "describes features the model does not take: colour"),
 ])
 def test_packaging_refuses_what_it_cannot_serve_and_says_why(tmp_path, capsys, make, message):
-    if make not in (_wrong_columns, _missing_target, _unreadable_csv, _named_columns_by_dataframe):
+    if make not in (_wrong_columns, _missing_target, _unreadable_csv, _named_columns_by_dataframe,
+                    _bad_card):
         write_csv(tmp_path / "ref.csv", ["a", "species"], [[1, "x"]])
     make(tmp_path)
+    card = ["--card", str(tmp_path / "card.json")] if (tmp_path / "card.json").exists() else []
     code = package_model.main([str(tmp_path / "m.pkl"), str(tmp_path / "ref.csv"),
-                               "--target", "species", "--out", str(tmp_path / "out")])
+                               "--target", "species", "--out", str(tmp_path / "out"), *card])
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
