@@ -110,10 +110,14 @@ function showResult(result) {
   page.bar.parentElement.hidden = p === null;
   if (p !== null) {
     page.bar.style.width = percent(p);
-    page.probability.textContent = `The model gives this answer a probability of ${percent(p)}. This is a demonstration, not a diagnosis.`;
+    const others = Object.entries(result.probabilities).filter(([other]) => other !== label);
+    const rest = others.length > 1 ? ` Other answers: ${others.map(([o, q]) => `${o} ${percent(q)}`).join(", ")}.` : "";
+    page.probability.textContent = `The model gives this answer a probability of ${percent(p)}.${rest}`;
   } else {
     page.probability.textContent = "";
   }
+  const limits = manifest.limitations || [];
+  if (limits.length) page.probability.textContent += ` ${limits[0]}`;
   page.reasons.replaceChildren();
   const explanation = result.explanation;
   const helping = explanation ? explanation.contributions.filter((c) => c.contribution > 0).slice(0, 3) : [];

@@ -4,6 +4,7 @@ import csv
 import json
 import shutil
 
+import numpy as np
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
@@ -295,23 +296,49 @@ def test_every_page_is_accessible_at_phone_width(browser, runtime, path):
     context.close()
 
 
-def test_the_site_builds_its_form_from_a_packaged_model(browser, tmp_path):
+@pytest.mark.parametrize("kind", ["categorical-pipeline", "regression", "multiclass-pipeline"])
+def test_the_site_serves_a_packaged_model_of_each_kind(browser, tmp_path, kind):
     import pickle
     import package_model
-    from test_packaging import categorical_model
-    est, X, target = categorical_model(tmp_path)
+    from test_packaging import KINDS
+    est, X, target = KINDS[kind](tmp_path)
     (tmp_path / "m.pkl").write_bytes(pickle.dumps(est))
-    package_model.package(tmp_path / "m.pkl", tmp_path / "ref.csv", tmp_path / "out",
-                          target=target, name="shop")
+    manifest = package_model.package(tmp_path / "m.pkl", tmp_path / "ref.csv", tmp_path / "out",
+                                     target=target, name=kind)
     other = LocalRuntime(env={"MODEL_DIR": str(tmp_path / "out")})
     try:
         context = browser.new_context(base_url=other.url)
         pg = context.new_page()
+        errors = []
+        pg.on("console", lambda m: m.type == "error" and errors.append(m.text))
         open_form(pg)
-        expect(pg.locator('select[name="colour"] option')).to_have_count(3)
-        pg.locator('select[name="colour"]').select_option("red")
+        expect(pg.locator("#main-fields input, #main-fields select")).to_have_count(
+            min(6, len(manifest["features"])))
+        if kind == "categorical-pipeline":
+            expect(pg.locator('select[name="colour"] option')).to_have_count(3)
+            pg.locator('select[name="colour"]').select_option("red")
         pg.get_by_role("button", name="Check this sample").click()
-        expect(pg.locator("#result-label")).to_contain_text("yes")
+        expect(pg.locator("#result-label")).to_be_visible()
+        row = {f["name"]: f["default"] for f in manifest["features"]}
+        if kind == "categorical-pipeline":
+            row["colour"] = "red"
+        names = [f["name"] for f in manifest["features"]]
+        expected = est.predict(np.array([[row[n] for n in names]], dtype=object))[0]
+        if kind == "regression":
+            expect(pg.locator("#result-bar")).to_be_hidden()
+            assert float(pg.locator("#result-label").inner_text().replace(",", "")) == \
+                pytest.approx(expected, rel=1e-2)
+        else:
+            expect(pg.locator("#result-label")).to_contain_text(str(expected))
+        if kind == "multiclass-pipeline":
+            expect(pg.locator("#result-probability")).to_contain_text("Other answers:")
+        pg.goto("/card.html")
+        labels = manifest.get("labels") or []
+        if labels:
+            expect(pg.locator(".confusion-cell")).to_have_count(len(labels) ** 2)
+        else:
+            expect(pg.locator("#metrics")).to_contain_text("R²")
+        assert errors == []
         context.close()
     finally:
         other.stop()
