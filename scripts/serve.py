@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS_PREFIX = "/.netlify/functions/"
@@ -157,7 +157,9 @@ class Handler(BaseHTTPRequestHandler):
     def static_file(self, path: str) -> Path | None:
         """Return the publish-dir file a path names (index.html, pretty URLs), or None."""
         base = self.site.publish.resolve()
-        candidate = (base / path.lstrip("/")).resolve()
+        candidate = (base / unquote(path).lstrip("/")).resolve()
+        if candidate == base:
+            candidate = base / "index.html"
         if not candidate.is_relative_to(base):
             return None
         for file in (candidate, candidate / "index.html", candidate.with_name(candidate.name + ".html")):

@@ -37,6 +37,12 @@ def test_function_errors_arrive_as_json_over_http(runtime):
     assert body["error"]["code"] == "missing_feature"
 
 
+def test_encoded_paths_and_pretty_urls_serve_the_page(runtime):
+    for path in ("/card%2Ehtml", "/card", "/card.html"):
+        status, _, body = runtime.request(path)
+        assert status == 200 and b"About the model" in body
+
+
 def test_unknown_file_is_a_404(runtime):
     assert runtime.request("/no/such/page.html")[0] == 404
 
