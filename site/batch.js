@@ -2,7 +2,8 @@
 import { getModel, predict, problemText, showProblem, hideProblem, percent, el } from "./api.js";
 import { parseCsv, toCsv } from "./csv.js";
 
-const CHUNK_ROWS = 200; // under the API's 1,000-row cap and far under the 6 MB payload limit
+const CHUNK_ROWS = 200; // under the API's 1,000-row cap
+const CHUNK_BYTES = 900000; // under the API's 1 MiB body limit (Lambda's is 6 MB), for wide models
 const PREVIEW_ROWS = 10;
 const $ = (id) => document.getElementById(id);
 const page = {
@@ -97,6 +98,22 @@ function markFailures(chunk, details) {
   return chunk.filter((r) => !failed.has(r));
 }
 
+// Rows in request-sized groups: at most CHUNK_ROWS rows and CHUNK_BYTES of JSON each.
+function* chunks(rows) {
+  let chunk = [], bytes = 0;
+  for (const row of rows) {
+    const size = JSON.stringify(row.values).length + 1;
+    if (chunk.length && (chunk.length >= CHUNK_ROWS || bytes + size > CHUNK_BYTES)) {
+      yield chunk;
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(row);
+    bytes += size;
+  }
+  if (chunk.length) yield chunk;
+}
+
 async function scoreChunk(chunk) {
   let answer = await predict({ instances: chunk.map((r) => r.values) }, { explain: false });
   if (answer.status === 400 && answer.body && answer.body.error.details.length) {
@@ -120,11 +137,13 @@ async function score() {
   page.progress.value = 0;
   let finished = true;
   try {
-    for (let i = 0; i < todo.length && finished; i += CHUNK_ROWS) {
-      const sent = Math.min(i + CHUNK_ROWS, todo.length);
+    let sent = 0;
+    for (const chunk of chunks(todo)) {
+      sent += chunk.length;
       page.status.textContent = `Checking rows… ${sent} of ${todo.length}`;
-      finished = await scoreChunk(todo.slice(i, i + CHUNK_ROWS));
-      if (finished) page.progress.value = Math.round((100 * sent) / todo.length);
+      finished = await scoreChunk(chunk);
+      if (!finished) break;
+      page.progress.value = Math.round((100 * sent) / todo.length);
     }
   } finally {
     page.score.disabled = false;

@@ -377,3 +377,36 @@ def test_every_page_says_when_the_model_is_unavailable_and_recovers_on_retry(pag
     page.unroute("**/api/model")
     page.get_by_role("button", name="Try again").click()
     expect(page.locator("#problem")).to_be_hidden()
+
+
+def test_batch_chunks_of_a_wide_model_stay_under_the_body_limit(browser, tmp_path):
+    import pickle
+    import package_model
+    from sklearn.linear_model import LogisticRegression
+    from predict import app
+    from test_packaging import RNG, write_csv
+    names = [f"f{j:03d}" for j in range(600)]
+    X = RNG.normal(size=(60, 600))
+    y = np.where(X[:, 0] > 0, "up", "down")
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(LogisticRegression().fit(X, y)))
+    write_csv(tmp_path / "ref.csv", [*names, "dir"], [[*r, t] for r, t in zip(X.tolist(), y)])
+    package_model.package(tmp_path / "m.pkl", tmp_path / "ref.csv", tmp_path / "out", target="dir")
+    rows = np.repeat(X, 4, axis=0)  # 240 rows, about 3 MB of JSON in all
+    write_csv(tmp_path / "batch.csv", names, rows.tolist())
+    wide = LocalRuntime(env={"MODEL_DIR": str(tmp_path / "out")})
+    try:
+        context = browser.new_context(base_url=wide.url)
+        pg = context.new_page()
+        sizes = []
+        pg.on("request", lambda r: "/api/predict" in r.url and sizes.append(len(r.post_data)))
+        pg.goto("/batch.html")
+        expect(pg.locator("#file")).to_be_enabled()
+        pg.set_input_files("#file", str(tmp_path / "batch.csv"))
+        pg.get_by_role("button", name="Check these samples").click()
+        expect(pg.locator("#results-summary")).to_contain_text("240 of 240 rows checked",
+                                                               timeout=30000)
+        assert len(sizes) > 1
+        assert max(sizes) < app.MAX_BODY_BYTES
+        context.close()
+    finally:
+        wide.stop()
