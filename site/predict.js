@@ -96,9 +96,21 @@ function reasonText(contribution, explanation) {
   const name = field ? featureLabel(field.feature) : contribution.feature;
   const steps = (explanation.path || []).filter((s) => s.feature === contribution.feature);
   const step = steps[steps.length - 1];
-  const where = step ? `${formatNumber(step.value)} is ${step.op === "<=" ? "at most" : "above"} ${formatNumber(step.threshold)}` : "its value";
-  const points = explanation.space === "probability" ? ` (+${Math.round(contribution.contribution * 100)} points)` : "";
-  return `${name}: ${where}, which made “${explanation.target}” more likely${points}.`;
+  const where = step
+    ? `${formatNumber(step.value)} is ${step.op === "<=" ? "at most" : "above"} ${formatNumber(step.threshold)}`
+    : `${field ? field.input.value : "its value"}`;
+  const c = contribution.contribution;
+  let effect = `made “${explanation.target}” more likely`;
+  if (explanation.space === "probability") effect += ` (+${Math.round(c * 100)} points)`;
+  if (explanation.space === "value") effect = `${c > 0 ? "raised" : "lowered"} the prediction by ${formatNumber(Math.abs(c))}`;
+  return `${name}: ${where}, which ${effect}.`;
+}
+
+// The contributions worth telling: the largest that favour the answer (for a value, either way).
+function mainReasons(explanation) {
+  if (!explanation) return [];
+  const all = explanation.contributions;
+  return (explanation.space === "value" ? all : all.filter((c) => c.contribution > 0)).slice(0, 3);
 }
 
 function showResult(result) {
@@ -120,7 +132,7 @@ function showResult(result) {
   if (limits.length) page.probability.textContent += ` ${limits[0]}`;
   page.reasons.replaceChildren();
   const explanation = result.explanation;
-  const helping = explanation ? explanation.contributions.filter((c) => c.contribution > 0).slice(0, 3) : [];
+  const helping = mainReasons(explanation);
   for (const c of helping) page.reasons.append(el("li", { text: reasonText(c, explanation) }));
   if (!helping.length) page.reasons.append(el("li", { text: "The model gives no single measurement a large part in this answer." }));
   page.warnings.replaceChildren();

@@ -326,12 +326,14 @@ def test_the_site_serves_a_packaged_model_of_each_kind(browser, tmp_path, kind):
         expected = est.predict(np.array([[row[n] for n in names]], dtype=object))[0]
         if kind == "regression":
             expect(pg.locator("#result-bar")).to_be_hidden()
+            expect(pg.locator("#result-reasons li").first).to_contain_text("the prediction by")
             assert float(pg.locator("#result-label").inner_text().replace(",", "")) == \
                 pytest.approx(expected, rel=1e-2)
         else:
             expect(pg.locator("#result-label")).to_contain_text(str(expected))
         if kind == "multiclass-pipeline":
             expect(pg.locator("#result-probability")).to_contain_text("Other answers:")
+            expect(pg.locator("#result-reasons li").first).to_contain_text("more likely")
         pg.goto("/card.html")
         labels = manifest.get("labels") or []
         if labels:

@@ -27,6 +27,8 @@ JSON_TYPES = ("", "application/json", "application/x-www-form-urlencoded")  # cu
 TRUE_WORDS = ("", "1", "true", "yes", "on")
 
 log = logging.getLogger("predict")
+# Lambda's root logger lets only warnings through; the per-invocation lines are INFO.
+log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
 _started = time.time()
 
 
