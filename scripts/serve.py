@@ -102,10 +102,11 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):  # one short line per request on stderr
         sys.stderr.write("%s %s\n" % (self.log_date_time_string(), fmt % args))
 
-    def do_GET(self):
-        self.dispatch()
-
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = do_GET
+    def __getattr__(self, name: str):
+        # Every method (GET, POST, ..., TRACE) goes to dispatch: the function answers 405 itself.
+        if name.startswith("do_"):
+            return self.dispatch
+        raise AttributeError(name)
 
     def dispatch(self):
         try:

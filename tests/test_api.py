@@ -60,6 +60,9 @@ BAD_INPUTS = [
         '"mean radius": 1.0', '"mean radius": -Infinity')), 400, "non_finite"),
     ("overflow", post(json.dumps({"features": row(**{"mean radius": 1.0})}).replace(
         '"mean radius": 1.0', '"mean radius": 1e999')), 400, "non_finite"),
+    ("beyond float32", post({"features": row(**{"mean radius": 1e39})}), 400, "too_large"),
+    ("bad explain parameter", post({"features": row()}, query={"explain": "maybe"}), 400,
+     "invalid_parameter"),
     ("bad row in a batch", post({"instances": [row(), row(**{"area error": "x"})]}), 400,
      "invalid_type"),
     ("csv bad value", post(csv_body([row(**{"mean radius": "abc"})]), content_type="text/csv"),

@@ -14,7 +14,12 @@ json_values = st.recursive(
 feature_names = st.sampled_from(list(example()))
 rows = st.dictionaries(feature_names | st.text(max_size=10), json_values, max_size=6).map(
     lambda d: {**example(), **d})
+# Every feature present, each any finite float: the values a schema-valid client may send.
+full_rows = st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=len(example()),
+                     max_size=len(example())).map(lambda values: dict(zip(example(), values)))
 bodies = st.one_of(
+    st.builds(lambda r: json.dumps({"features": r}), full_rows),
+    st.builds(lambda rs: json.dumps({"instances": rs}), st.lists(full_rows, max_size=3)),
     st.text(max_size=200),
     json_values.map(json.dumps),
     st.builds(lambda r: json.dumps({"features": r}), rows),

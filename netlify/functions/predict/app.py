@@ -12,11 +12,11 @@ import os
 import time
 
 from . import model
-from .errors import (ApiError, MethodNotAllowed, NotFound, PayloadTooLarge,
+from .errors import (ApiError, BadRequest, MethodNotAllowed, NotFound, PayloadTooLarge,
                      UnsupportedMediaType, error_body)
 from .events import Request, json_response, request_from_event, response
 from .inputs import read_rows
-from .openapi import openapi_document
+from .openapi import EXPLAIN_VALUES, openapi_document
 from .scoring import results_csv, score
 
 MAX_ROWS = int(os.environ.get("MAX_ROWS", "1000"))
@@ -24,7 +24,6 @@ MAX_BODY_BYTES = int(os.environ.get("MAX_BODY_BYTES", str(1024 * 1024)))
 CORS_ORIGINS = [o.strip() for o in os.environ.get("CORS_ORIGINS", "*").split(",") if o.strip()]
 ROUTE_PREFIXES = ("/.netlify/functions/predict", "/api")
 JSON_TYPES = ("", "application/json", "application/x-www-form-urlencoded")  # curl -d sends the last
-TRUE_WORDS = ("", "1", "true", "yes", "on")
 
 log = logging.getLogger("predict")
 # Lambda's root logger lets only warnings through; the per-invocation lines are INFO.
@@ -70,6 +69,12 @@ def predict(req: Request, timing: dict) -> dict:
     if len(req.body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body is {len(req.body)} bytes; at most {MAX_BODY_BYTES} "
                               "are accepted, split the rows over several requests")
+    explain = req.query.get("explain", "true")
+    if explain not in EXPLAIN_VALUES:
+        raise BadRequest(f"query parameter 'explain' must be one of {', '.join(EXPLAIN_VALUES)}",
+                         code="invalid_parameter",
+                         details=[{"field": "explain", "code": "invalid_parameter",
+                                   "message": "expected true, false, 1 or 0"}])
     media = req.media_type
     if media not in JSON_TYPES and media != "text/csv" and not media.endswith("+json"):
         raise UnsupportedMediaType("expected Content-Type application/json or text/csv, "
@@ -83,8 +88,7 @@ def predict(req: Request, timing: dict) -> dict:
         timing["load"] = loaded.load_ms
         timing["cold"] = True
     start = time.perf_counter()
-    explain = req.query.get("explain", "true").strip().lower() in TRUE_WORDS
-    results = score(loaded, X, warnings, explain=explain)
+    results = score(loaded, X, warnings, explain=explain in ("true", "1"))
     timing["predict"] = (time.perf_counter() - start) * 1000
     timing["rows"] = len(results)
     headers = {"Cache-Control": "no-store"}

@@ -17,6 +17,8 @@ from .errors import MAX_DETAILS, BadRequest, InvalidInput, PayloadTooLarge, deta
 
 JSON_FORMATS = ("features", "instances", "inputs", "dataframe_records", "dataframe_split")
 NUMERIC_TYPES = ("number", "integer")
+# The largest float32: scikit-learn's trees cast inputs to float32 and fail beyond it.
+MAX_MAGNITUDE = 3.4028234663852886e38
 
 
 def _format_error(message: str) -> BadRequest:
@@ -170,6 +172,9 @@ def _check_value(feature: dict, value, *, text: bool, row: int | None):
     if not math.isfinite(number):
         return None, detail(name, "non_finite", "expected a finite number, received NaN or "
                             "infinity", row=row, expected=kind)
+    if abs(number) > MAX_MAGNITUDE:
+        return None, detail(name, "too_large", f"expected a number between {-MAX_MAGNITUDE:g} "
+                            f"and {MAX_MAGNITUDE:g}", row=row, expected=kind)
     if kind == "integer" and not number.is_integer():
         return None, detail(name, "invalid_type", "expected a whole number, received a fraction",
                             row=row, expected=kind)

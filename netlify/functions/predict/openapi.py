@@ -5,18 +5,55 @@ of the answer and of the one error body.
 """
 from __future__ import annotations
 
+import json
+import re
+
+from .inputs import MAX_MAGNITUDE
+
+EXPLAIN_VALUES = ("true", "false", "1", "0")
+
 
 def _feature_schema(feature: dict) -> dict:
     description = feature.get("description") or feature.get("label") or feature["name"]
-    if feature["type"] == "categorical":
-        return {"enum": feature["categories"], "description": description}
-    schema = {"type": feature["type"], "description": description}
+    schema = {**_value_type(feature), "description": description}
     if feature.get("min") is not None:
         schema["description"] += (f" Seen in training: {feature['min']:g} to {feature['max']:g}; "
                                   "values outside are accepted with a warning.")
     if feature.get("median") is not None:
         schema["examples"] = [feature["median"]]
     return schema
+
+
+def _value_type(feature: dict) -> dict:
+    """Return the JSON Schema of one feature's value, without its description."""
+    if feature["type"] == "categorical":
+        return {"enum": feature["categories"]}
+    return {"type": feature["type"], "minimum": -MAX_MAGNITUDE, "maximum": MAX_MAGNITUDE}
+
+
+def _csv_cell(feature: dict) -> str:
+    if feature["type"] == "categorical":
+        return "(" + "|".join(re.escape(_csv_text(str(c))) for c in feature["categories"]) + ")"
+    return r"-?[0-9]{1,6}" if feature["type"] == "integer" else r"-?[0-9]{1,6}(\.[0-9]{1,6})?"
+
+
+def _csv_text(value: str) -> str:
+    return '"%s"' % value.replace('"', '""') if any(c in value for c in ',"\r\n') else value
+
+
+def _csv_pattern(features: list[dict]) -> str:
+    """Return a regular expression for a CSV body: the header in model order, then rows."""
+    header = re.escape(",".join(_csv_text(f["name"]) for f in features))
+    row = ",".join(_csv_cell(f) for f in features)
+    return f"^{header}\r?\n({row}\r?\n)*{row}(\r?\n)?$"
+
+
+def _csv_example(manifest: dict) -> str:
+    names = [f["name"] for f in manifest["features"]]
+    examples = [ex["features"] for ex in manifest.get("examples", [])
+                if set(names) <= set(ex.get("features", {}))]
+    rows = [names] + [[str(ex[n]) for n in names] for ex in examples[:1]]
+    return "".join(",".join(_csv_text(v) for v in row) + "\n" for row in rows)
 
 
 def json_ok(schema: dict, description: str) -> dict:
@@ -35,7 +72,13 @@ def openapi_document(manifest: dict, *, max_rows: int, max_body_bytes: int) -> d
     row = {"type": "object", "additionalProperties": False, "required": names,
            "properties": {f["name"]: _feature_schema(f) for f in features}}
     value_list = {"type": "array", "minItems": len(names), "maxItems": len(names),
+                  "prefixItems": [_feature_schema(f) for f in features], "items": False,
                   "description": "values in feature order: " + ", ".join(names)}
+    # dataframe_split's columns may come in any order, so a cell can only be typed exactly
+    # when every feature has the same type.
+    cell_types = {json.dumps(_value_type(f), sort_keys=True): _value_type(f) for f in features}
+    cell = next(iter(cell_types.values())) if len(cell_types) == 1 \
+        else {"anyOf": list(cell_types.values())}
     rows = {"type": "array", "minItems": 1, "maxItems": max_rows,
             "items": {"$ref": "#/components/schemas/Row"}}
     request = {"oneOf": [
@@ -51,12 +94,17 @@ def openapi_document(manifest: dict, *, max_rows: int, max_body_bytes: int) -> d
                                                        value_list]}}}},
         {"type": "object", "required": ["dataframe_records"], "additionalProperties": False,
          "properties": {"dataframe_records": rows}},
-        {"type": "object", "required": ["dataframe_split"],
-         "properties": {"dataframe_split": {
+        {"type": "object", "required": ["dataframe_split"], "additionalProperties": False,
+         "properties": {"params": {}, "dataframe_split": {
              "type": "object", "required": ["columns", "data"],
-             "properties": {"columns": {"type": "array", "items": {"enum": names}},
-                            "data": {"type": "array", "maxItems": max_rows,
-                                     "items": {"type": "array"}}}}}},
+             "properties": {"columns": {"type": "array", "items": {"enum": names},
+                                        "uniqueItems": True, "minItems": len(names),
+                                        "maxItems": len(names),
+                                        "description": "the feature names, in any order"},
+                            "data": {"type": "array", "minItems": 1, "maxItems": max_rows,
+                                     "items": {"type": "array", "items": cell,
+                                               "minItems": len(names),
+                                               "maxItems": len(names)}}}}}},
     ]}
     label = {"enum": manifest.get("labels") or []} if classification else {"type": "number"}
     result = {"type": "object", "required": ["warnings"], "properties": {
@@ -91,12 +139,13 @@ def openapi_document(manifest: dict, *, max_rows: int, max_body_bytes: int) -> d
                 "operationId": "predict",
                 "summary": "Predict one or many rows",
                 "parameters": [{"name": "explain", "in": "query", "required": False,
-                                "schema": {"enum": ["true", "false", "1", "0"]},
-                                "description": "false skips explanations (faster)"}],
+                                "schema": {"enum": list(EXPLAIN_VALUES)},
+                                "description": "false or 0 skips explanations (faster)"}],
                 "requestBody": {"required": True, "content": {
                     "application/json": {"schema": request},
-                    "text/csv": {"schema": {"type": "string"},
-                                 "example": ",".join(names) + "\n"}}},
+                    "text/csv": {"schema": {"type": "string",
+                                            "pattern": _csv_pattern(features)},
+                                 "example": _csv_example(manifest)}}},
                 "responses": {
                     "200": {"description": "one result per row, in order", "content": {
                         "application/json": {"schema": prediction},
