@@ -80,3 +80,23 @@ def test_netlify_dev_passes_function_errors_through(netlify_dev):
     status, _, body = fetch(netlify_dev + "/api/predict", {"features": {}})
     assert status == 400
     assert json.loads(body)["error"]["code"] == "missing_feature"
+
+
+def test_netlify_build_points_api_at_the_lambda_function(tmp_path):
+    import shutil
+    for part in ("netlify.toml", "site", "scripts/build.py"):
+        source, target = ROOT / part, tmp_path / part
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, target)
+    env = {**os.environ, "CI": "1", "NO_UPDATE_NOTIFIER": "1",
+           "PREDICT_FUNCTION_URL": "https://abc.lambda-url.eu-west-1.on.aws"}
+    out = subprocess.run([str(NETLIFY), "build", "--offline"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stdout[-2000:]
+    assert (tmp_path / "site" / "_redirects").read_text() == \
+        "/api/*  https://abc.lambda-url.eu-west-1.on.aws/api/:splat  200!\n"
+    env.pop("PREDICT_FUNCTION_URL")
+    failed = subprocess.run([str(NETLIFY), "build", "--offline"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert failed.returncode != 0
+    assert "PREDICT_FUNCTION_URL is not set" in failed.stdout + failed.stderr
