@@ -100,7 +100,7 @@ class Handler(BaseHTTPRequestHandler):
     site: Site
 
     def log_message(self, fmt, *args):  # one short line per request on stderr
-        sys.stderr.write("%s %s\n" % (self.log_date_time_string(), fmt % args))
+        sys.stderr.write(f"{self.log_date_time_string()} {fmt % args}\n")
 
     def __getattr__(self, name: str):
         # Every method (GET, POST, ..., TRACE) goes to dispatch: the function answers 405 itself.
@@ -185,7 +185,7 @@ class Handler(BaseHTTPRequestHandler):
             "httpMethod": self.command, "path": original, "rawUrl": self.url(original, query),
             "rawQuery": query,
             "headers": {k.lower(): v for k, v in self.headers.items()},
-            "multiValueHeaders": {k.lower(): self.headers.get_all(k) for k in self.headers.keys()},
+            "multiValueHeaders": {k.lower(): self.headers.get_all(k) for k in self.headers},
             "queryStringParameters": {k: v[-1] for k, v in multi_query.items()},
             "multiValueQueryStringParameters": multi_query,
             "body": body_text, "isBase64Encoded": not text,

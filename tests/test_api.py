@@ -130,7 +130,7 @@ def test_every_input_format_gives_the_same_predictions(rows):
         post({"inputs": as_lists}),
         post({"dataframe_records": rows}),
         post({"dataframe_split": {"columns": NAMES, "data": as_lists}}),
-        post({"dataframe_split": {"columns": NAMES[::-1], "data": [l[::-1] for l in as_lists]}}),
+        post({"dataframe_split": {"columns": NAMES[::-1], "data": [r[::-1] for r in as_lists]}}),
         post(csv_body(rows), content_type="text/csv"),
         post(json.dumps({"instances": rows}), content_type="application/x-www-form-urlencoded"),
     ]

@@ -11,6 +11,9 @@ from playwright.sync_api import expect, sync_playwright
 from support import LocalRuntime, call, event, example, manifest
 
 pytestmark = pytest.mark.browser
+# A first prediction on a new runtime loads scikit-learn (about 2 s here, more on a busy
+# machine): give every expectation room for that rather than fail on a slow cold start.
+expect.set_options(timeout=20_000)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -190,7 +193,7 @@ def test_csv_round_trip_with_a_bad_row(page, tmp_path):
     expect(rows.nth(1)).to_contain_text("not a number")
     with page.expect_download() as download:
         page.get_by_role("button", name="Download the results (CSV)").click()
-    table = list(csv.DictReader(open(download.value.path())))
+    table = list(csv.DictReader(download.value.path().read_text().splitlines()))
     assert len(table) == 4
     assert [r["prediction"] for r in table] == [
         api_label(good[0])["label"], "", api_label(good[1])["label"], api_label(good[2])["label"]]

@@ -209,7 +209,7 @@ def _wrong_columns(tmp_path):
 def _missing_target(tmp_path):
     est, _, _ = iris_model(tmp_path)
     (tmp_path / "m.pkl").write_bytes(pickle.dumps(est))
-    rows = list(csv.reader(open(tmp_path / "ref.csv")))
+    rows = list(csv.reader((tmp_path / "ref.csv").read_text().splitlines()))
     write_csv(tmp_path / "ref.csv", [*rows[0][:4], "kind"], rows[1:])
 
 

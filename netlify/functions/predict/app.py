@@ -52,7 +52,7 @@ def health(req: Request, timing: dict) -> dict:
 
 def model_card(req: Request, timing: dict) -> dict:
     manifest = model.get_manifest()
-    etag = '"%s"' % manifest.get("artifact", {}).get("sha256", "")
+    etag = f'"{manifest.get("artifact", {}).get("sha256", "")}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     tags = [t.strip().removeprefix("W/") for t in req.headers.get("if-none-match", "").split(",")]
     if etag in tags or "*" in tags:

@@ -28,7 +28,7 @@ DEFAULT_MODEL_DIRS = (_HERE.parents[1] / "model", _HERE.parents[3] / "model")
 log = logging.getLogger("predict")
 _lock = threading.Lock()
 _manifest: dict | None = None
-_model: "LoadedModel | None" = None
+_model: LoadedModel | None = None
 
 
 @dataclass(frozen=True)

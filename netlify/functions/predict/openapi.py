@@ -38,7 +38,8 @@ def _csv_cell(feature: dict) -> str:
 
 
 def _csv_text(value: str) -> str:
-    return '"%s"' % value.replace('"', '""') if any(c in value for c in ',"\r\n') else value
+    quoted = value.replace('"', '""')
+    return f'"{quoted}"' if any(c in value for c in ',"\r\n') else value
 
 
 def _csv_pattern(features: list[dict]) -> str:
