@@ -196,6 +196,12 @@ def _no_predict(tmp_path):
     (tmp_path / "m.pkl").write_bytes(pickle.dumps(StandardScaler().fit([[1.0], [2.0]])))
 
 
+def _clusterer(tmp_path):
+    from sklearn.cluster import KMeans
+    fitted = KMeans(n_clusters=2, n_init=1, random_state=0).fit([[0.0], [1.0], [5.0]])
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(fitted))
+
+
 def _not_a_pickle(tmp_path):
     (tmp_path / "m.pkl").write_bytes(b"this is not a pickle")
 
@@ -229,6 +235,7 @@ def _named_columns_by_dataframe(tmp_path):
 @pytest.mark.parametrize("make, message", [
     (_unfitted, "not fitted"),
     (_no_predict, "no predict()"),
+    (_clusterer, "neither a classifier nor a regressor"),
     (_not_a_pickle, "not a readable pickle"),
     (_wrong_columns, "takes 4 features"),
     (_missing_target, "target column 'species' is not in"),
