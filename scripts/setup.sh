@@ -9,7 +9,9 @@ dev=false
 if $dev; then req=requirements-dev.txt; else req=requirements.txt; fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$req"
 if $dev && [ ! -x node_modules/.bin/netlify ]; then
-  npm ci --no-audit --no-fund --loglevel=error   # netlify-cli, pinned by package-lock.json
+  # netlify-cli, pinned by package-lock.json; no install scripts: none is needed for `netlify
+  # dev`/`build`, and some would fetch or compile native parts this machine cannot reach.
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 fi
 if $dev && ! command -v chromium >/dev/null; then
   if [ "$(id -u)" = 0 ]; then
