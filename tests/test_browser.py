@@ -58,6 +58,16 @@ def open_form(pg, path="/"):
     expect(pg.locator("#main-fields input, #main-fields select").first).to_be_visible()
 
 
+def example_csv(path, *, copies):
+    """Write a CSV of the header and `copies` rows of the manifest's first example; return path."""
+    names = [f["name"] for f in FEATURES]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(names)
+        writer.writerows([[example()[n] for n in names]] * copies)
+    return path
+
+
 def api_label(features):
     return call(event("POST", "/api/predict", body={"features": features}))[2]["results"][0]
 
@@ -204,12 +214,7 @@ def test_csv_round_trip_with_a_bad_row(page, tmp_path):
 
 
 def test_batch_scoring_goes_in_chunks_under_the_row_cap(page, tmp_path):
-    names = [f["name"] for f in FEATURES]
-    path = tmp_path / "many.csv"
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(names)
-        writer.writerows([[example()[n] for n in names]] * 450)
+    path = example_csv(tmp_path / "many.csv", copies=450)
     sizes = []
     page.on("request", lambda r: "/api/predict" in r.url and sizes.append(
         len(json.loads(r.post_data)["instances"])))
@@ -351,12 +356,7 @@ def test_the_site_serves_a_packaged_model_of_each_kind(browser, tmp_path, kind):
 
 @pytest.mark.expected_errors
 def test_batch_scoring_stopped_by_an_outage_resumes_on_retry(page, tmp_path):
-    names = [f["name"] for f in FEATURES]
-    path = tmp_path / "three.csv"
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(names)
-        writer.writerows([[example()[n] for n in names]] * 3)
+    path = example_csv(tmp_path / "three.csv", copies=3)
     page.goto("/batch.html")
     expect(page.locator("#file")).to_be_enabled()
     page.set_input_files("#file", str(path))
