@@ -13,7 +13,7 @@ import time
 
 from . import model
 from .errors import (ApiError, BadRequest, MethodNotAllowed, NotFound, PayloadTooLarge,
-                     UnsupportedMediaType, error_body)
+                     UnsupportedMediaType, detail, error_body)
 from .events import Request, json_response, request_from_event, response
 from .inputs import read_rows
 from .openapi import EXPLAIN_VALUES, openapi_document
@@ -73,8 +73,8 @@ def predict(req: Request, timing: dict) -> dict:
     if explain not in EXPLAIN_VALUES:
         raise BadRequest(f"query parameter 'explain' must be one of {', '.join(EXPLAIN_VALUES)}",
                          code="invalid_parameter",
-                         details=[{"field": "explain", "code": "invalid_parameter",
-                                   "message": "expected true, false, 1 or 0"}])
+                         details=[detail("explain", "invalid_parameter",
+                                         "expected true, false, 1 or 0")])
     media = req.media_type
     if media not in JSON_TYPES and media != "text/csv" and not media.endswith("+json"):
         raise UnsupportedMediaType("expected Content-Type application/json or text/csv, "
