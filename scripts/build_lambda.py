@@ -2,18 +2,25 @@
 
 Netlify Functions have no Python runtime, so production runs the same handler on AWS
 Lambda (runtime python3.12 on Amazon Linux 2023, glibc 2.34, x86_64; handler
-`predict.handler`). The bundle holds the function package, the model directory beside it,
-and the pinned requirements as wheels for that platform, and must stay under Lambda's
-250 MB unzipped limit.
+`predict.handler`). The bundle holds the function package, the served model directory
+beside it (`served_model_dir()`: MODEL_DIR, else netlify.toml's [build.environment]), the
+pinned requirements as wheels for that platform, and bytecode compiled by Python 3.12:
+Lambda's /var/task is read-only, so a bundle without it recompiles every module on every
+cold start. The bytecode is "unchecked-hash": zip keeps file times to 2 s only, so
+timestamp-checked bytecode would be judged stale and recompiled anyway.
 
-    python scripts/build_lambda.py [--model-dir model] [--skip-deps]
+    python scripts/build_lambda.py [--model-dir DIR] [--out dist] [--skip-deps] [--print-model-dir]
 """
 from __future__ import annotations
 
 import argparse
+import glob
+import json
+import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -22,48 +29,120 @@ LAMBDA_LIMIT = 250 * 1024 * 1024
 LAMBDA_PYTHON = "3.12"
 LAMBDA_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux2014_x86_64")
 PRUNE = ("__pycache__", "tests", "*.pyi")
+# Optional runtime packages, put in the bundle only when the served model's manifest asks.
+OPTIONAL_REQUIREMENTS = {"pandas": ROOT / "requirements-pandas.txt"}
+ZIP_TIME = (2024, 1, 1, 0, 0, 0)  # fixed, so the same bundle zips to the same bytes
+
+
+def served_model_dir() -> Path:
+    """Return the model directory that is served: MODEL_DIR, else netlify.toml's, else model/."""
+    setting = os.environ.get("MODEL_DIR")
+    if not setting:
+        config = tomllib.loads((ROOT / "netlify.toml").read_text(encoding="utf-8"))
+        setting = config.get("build", {}).get("environment", {}).get("MODEL_DIR", "model")
+    return (ROOT / setting).resolve()
+
+
+def lambda_python() -> str:
+    """Return a Python 3.12 interpreter (Lambda's) to compile the bytecode; SystemExit if none."""
+    candidates = [os.environ.get("LAMBDA_PYTHON_BIN", ""), shutil.which("python3.12") or ""]
+    pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    candidates += sorted(glob.glob(f"{pyenv_root}/versions/{LAMBDA_PYTHON}.*/bin/python3.12"))
+    for candidate in filter(None, candidates):
+        try:
+            out = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2])"],
+                                 capture_output=True, text=True, timeout=30)
+        except OSError:
+            continue
+        if out.returncode == 0 and out.stdout.strip() == "(3, 12)":
+            return candidate
+    raise SystemExit("no Python 3.12 found to compile the bundle's bytecode for Lambda's "
+                     "python3.12: install it (pyenv install 3.12, or actions/setup-python) "
+                     "or set LAMBDA_PYTHON_BIN")
 
 
 def folder_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def build(out: Path, model_dir: Path, *, deps: bool) -> Path:
+def requirement_files(model_dir: Path) -> list[Path]:
+    """Return the requirements files the served model needs: the base ones, and any optional."""
+    manifest = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
+    needs = manifest.get("runtime", {}).get("packages", []) if isinstance(manifest, dict) else []
+    unknown = [n for n in needs if n not in OPTIONAL_REQUIREMENTS]
+    if unknown:
+        raise SystemExit(f"the manifest needs packages the bundle cannot add: {unknown}")
+    return [ROOT / "requirements.txt", *(OPTIONAL_REQUIREMENTS[n] for n in needs)]
+
+
+def install_wheels(bundle: Path, requirements: list[Path]) -> None:
+    """Install the pinned wheels for Lambda's platform and Python into the bundle, then prune."""
+    platforms = [arg for p in LAMBDA_PLATFORMS for arg in ("--platform", p)]
+    reqs = [arg for r in requirements for arg in ("-r", str(r))]
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    "--no-compile", "--target", str(bundle), *platforms, "--implementation", "cp",
+                    "--python-version", LAMBDA_PYTHON, "--only-binary=:all:", *reqs], check=True)
+    for pattern in PRUNE:
+        for path in list(bundle.rglob(pattern)):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def compile_bytecode(bundle: Path, python: str) -> None:
+    """Compile every module of the bundle with Lambda's Python, unchecked-hash bytecode."""
+    subprocess.run([python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode",
+                    "unchecked-hash", str(bundle)], check=True, stdout=subprocess.DEVNULL)
+
+
+def write_zip(bundle: Path, archive: Path) -> None:
+    """Zip the bundle with fixed times and sorted names, keeping the executable bits."""
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(bundle.rglob("*")):
+            if path.is_file():
+                info = zipfile.ZipInfo(str(path.relative_to(bundle)), ZIP_TIME)
+                info.external_attr = (path.stat().st_mode & 0o777 | 0o100000) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                z.writestr(info, path.read_bytes())
+
+
+def build(out: Path, model_dir: Path, *, deps: bool, bytecode: bool = True) -> Path:
     """Write the bundle into out/lambda and out/predict-lambda.zip; return the zip's path."""
+    python = lambda_python() if bytecode else None
     bundle = out / "lambda"
     shutil.rmtree(bundle, ignore_errors=True)
     shutil.copytree(ROOT / "netlify" / "functions" / "predict", bundle / "predict",
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(model_dir, bundle / "model", ignore=shutil.ignore_patterns("*.csv"))
     if deps:
-        platforms = [arg for p in LAMBDA_PLATFORMS for arg in ("--platform", p)]
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(bundle),
-                        *platforms, "--implementation", "cp", "--python-version", LAMBDA_PYTHON,
-                        "--only-binary=:all:", "-r", str(ROOT / "requirements.txt")], check=True)
-        for pattern in PRUNE:
-            for path in list(bundle.rglob(pattern)):
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        install_wheels(bundle, requirement_files(model_dir))
+    if python:
+        compile_bytecode(bundle, python)
     size = folder_size(bundle)
     if size > LAMBDA_LIMIT:
         raise SystemExit(f"the bundle is {size / 2**20:.0f} MB unzipped; Lambda allows 250 MB")
     archive = out / "predict-lambda.zip"
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
-        for path in sorted(bundle.rglob("*")):
-            if path.is_file():
-                z.write(path, path.relative_to(bundle))
+    write_zip(bundle, archive)
     print(f"{archive}: {archive.stat().st_size / 2**20:.1f} MB zipped, "
-          f"{size / 2**20:.1f} MB unzipped (limit 250 MB)")
+          f"{size / 2**20:.1f} MB unzipped (limit 250 MB), model {model_dir.name}/")
     return archive
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model-dir", type=Path, default=ROOT / "model")
+    parser.add_argument("--model-dir", type=Path, help="default: the served model "
+                        "(MODEL_DIR, else [build.environment] MODEL_DIR in netlify.toml)")
     parser.add_argument("--out", type=Path, default=ROOT / "dist")
     parser.add_argument("--skip-deps", action="store_true",
                         help="leave out the pip packages (to check the layout quickly)")
+    parser.add_argument("--print-model-dir", action="store_true",
+                        help="print the served model directory and exit")
     args = parser.parse_args()
-    build(args.out, args.model_dir, deps=not args.skip_deps)
+    model_dir = args.model_dir or served_model_dir()
+    if args.print_model_dir:
+        print(model_dir)
+        return
+    if not (model_dir / "manifest.json").is_file():
+        raise SystemExit(f"{model_dir} has no manifest.json: package a model there first")
+    build(args.out, model_dir, deps=not args.skip_deps)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from support import ROOT, event, example
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist")
-    archive = build_lambda.build(out, ROOT / "model", deps=False)
+    archive = build_lambda.build(out, ROOT / "model", deps=False, bytecode=False)
     return out / "lambda", archive
 
 

@@ -1,0 +1,126 @@
+"""The real Lambda bundle, as AWS would run it: unzipped in a fresh folder, Python 3.12 with
+nothing but the bundle (and the runtime client) on sys.path, driven by the real AWS runtime
+client, awslambdaric, against a stand-in Runtime API. Only AWS itself is missing."""
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+import build_lambda
+from lambda_runtime import RuntimeApi
+from support import ROOT, event, example
+
+AWSLAMBDARIC = "awslambdaric==4.2.2"  # the runtime client Lambda's python3.12 image runs
+
+
+@pytest.fixture(scope="module")
+def python312():
+    try:
+        return build_lambda.lambda_python()
+    except SystemExit as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="module")
+def unzipped(tmp_path_factory, python312):
+    """Build the bundle with its Lambda wheels and bytecode, then unzip it into a fresh folder."""
+    out = tmp_path_factory.mktemp("dist")
+    archive = build_lambda.build(out, ROOT / "model", deps=True)
+    task = tmp_path_factory.mktemp("var-task")
+    with zipfile.ZipFile(archive) as z:
+        z.extractall(task)
+    return task
+
+
+@pytest.fixture(scope="module")
+def runtime_client(tmp_path_factory):
+    """awslambdaric and its dependencies, as wheels for Lambda's Python and platform."""
+    target = tmp_path_factory.mktemp("var-runtime")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    "--target", str(target), "--platform", "manylinux2014_x86_64",
+                    "--python-version", "3.12", "--implementation", "cp", "--only-binary=:all:",
+                    AWSLAMBDARIC], check=True)
+    return target
+
+
+def files_of(folder):
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+def test_the_bundle_fits_lambda_and_carries_bytecode_for_python_312(unzipped):
+    size = sum(p.stat().st_size for p in unzipped.rglob("*") if p.is_file())
+    assert size < build_lambda.LAMBDA_LIMIT
+    sources = [p for p in unzipped.rglob("*.py")]
+    missing = [p for p in sources
+               if not (p.parent / "__pycache__" / f"{p.stem}.cpython-312.pyc").is_file()]
+    assert len(sources) > 1000 and missing == []
+    assert (unzipped / "model" / "manifest.json").is_file()
+    assert list((unzipped / "numpy" / "_core").glob("_multiarray_umath.cpython-312-*.so"))
+
+
+# Reports every module compiled from source inside the bundle: with good bytecode there is none.
+AUDIT = ("import sys\n"
+         "def hook(name, args, root=sys.argv[1]):\n"
+         "    if name == 'compile' and str(args[1]).startswith(root):\n"
+         "        print('COMPILED', args[1], file=sys.stderr)\n"
+         "sys.addaudithook(hook)\n"
+         "sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
+         "from awslambdaric.__main__ import main\n"
+         "main(['awslambdaric', 'predict.handler'])\n")
+
+
+def test_the_runtime_client_runs_the_bundle_under_python_312(unzipped, runtime_client, python312,
+                                                             tmp_path):
+    events = [event("GET", "/api/health", version="v2"),
+              event("GET", "/api/model", version="v2"),
+              event("POST", "/api/predict", body={"features": example("malignant")}, version="v2"),
+              event("POST", "/api/predict", body={"features": {}}, version="v2")]
+    api = RuntimeApi(events)
+    before = files_of(unzipped)
+    env = {"PATH": "/usr/bin:/bin", "AWS_LAMBDA_RUNTIME_API": api.address,
+           "LAMBDA_TASK_ROOT": str(unzipped), "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+           "AWS_LAMBDA_FUNCTION_NAME": "predict", "AWS_REGION": "eu-west-1"}
+    proc = subprocess.Popen([python312, "-I", "-B", "-c", AUDIT, str(unzipped), str(runtime_client)],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        finished = api.done.wait(timeout=120)
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+        api.close()
+    assert finished, err[-3000:]
+    assert api.init_error is None, api.init_error
+    answers = api.answers()
+    assert [kind for kind, _ in answers] == ["response"] * 4, answers
+    health, card, good, bad = (payload for _, payload in answers)
+    assert health["statusCode"] == 200 and json.loads(health["body"])["status"] == "ok"
+    assert card["statusCode"] == 200
+    assert json.loads(card["body"])["name"] == "dect_model"
+    assert good["statusCode"] == 200
+    assert json.loads(good["body"])["predictions"] == ["malignant"]
+    assert bad["statusCode"] == 400
+    assert json.loads(bad["body"])["error"]["code"] == "missing_feature"
+    assert "COMPILED" not in err, [line for line in err.splitlines() if "COMPILED" in line][:5]
+    assert files_of(unzipped) == before  # /var/task is read-only on Lambda: nothing written
+    assert '"event": "model_loaded"' in out + err  # the function's own log line reached the logs
+
+
+def test_the_built_zip_is_the_same_bytes_twice(tmp_path):
+    first = build_lambda.build(tmp_path / "a", ROOT / "model", deps=False, bytecode=False)
+    second = build_lambda.build(tmp_path / "b", ROOT / "model", deps=False, bytecode=False)
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_the_served_model_is_one_setting(monkeypatch, tmp_path):
+    monkeypatch.delenv("MODEL_DIR", raising=False)
+    assert build_lambda.served_model_dir() == ROOT / "model"
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path))
+    assert build_lambda.served_model_dir() == tmp_path
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_lambda.py"),
+                          "--out", str(tmp_path / "dist")], capture_output=True, text=True,
+                         env={**os.environ, "MODEL_DIR": str(tmp_path)})
+    assert out.returncode != 0 and "has no manifest.json" in out.stderr
