@@ -91,6 +91,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--lambda-runs", type=int, default=0, help="also build the Lambda bundle "
+                        "and time its cold start under Python 3.12 (scripts/bench_lambda.py)")
     args = parser.parse_args()
     manifest = json.loads((ROOT / "model" / "manifest.json").read_text())
     row = manifest["examples"][0]["features"]
@@ -128,6 +130,9 @@ def main() -> None:
           f"{loaded['p50_ms']:.1f} ms, p95 {loaded['p95_ms']:.1f} ms, errors {loaded['errors']}) "
           f"-> {loaded['per_s'] / single['per_s']:.2f}x")
     print(f"max RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    if args.lambda_runs:
+        import bench_lambda
+        bench_lambda.main(["--runs", str(args.lambda_runs)])
 
 
 if __name__ == "__main__":
