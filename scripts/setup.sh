@@ -8,7 +8,7 @@ dev=false
 [ -x .venv/bin/python ] || python3 -m venv .venv
 if $dev; then req=requirements-dev.txt; else req=requirements.txt; fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$req"
-if $dev && [ ! -x node_modules/.bin/netlify ]; then
+if $dev && [ ! package-lock.json -ot node_modules/.package-lock.json ]; then
   # netlify-cli, pinned by package-lock.json; no install scripts: none is needed for `netlify
   # dev`/`build`, and some would fetch or compile native parts this machine cannot reach.
   npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
