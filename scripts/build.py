@@ -1,7 +1,7 @@
 """Netlify's build step: point /api/* at the Python function running on AWS Lambda.
 
 Netlify Functions have no Python runtime, so in production the function runs on AWS
-Lambda behind a Function URL (deploy/README.md). This writes site/_redirects with a 200
+Lambda behind a Function URL (README, "Deploy"). This writes site/_redirects with a 200
 proxy rule to PREDICT_FUNCTION_URL; Netlify reads _redirects before netlify.toml, so the
 rule wins over the local-runtime one and the browser stays same-origin.
 
@@ -17,19 +17,23 @@ from urllib.parse import urlsplit
 SITE = Path(__file__).resolve().parents[1] / "site"
 
 
+LOOPBACK = ("127.0.0.1", "localhost")  # a local stand-in for the function, in checks
+
+
 def redirects_for(function_url: str) -> str:
     """Given the Lambda Function URL, return the _redirects text that proxies /api/* to it."""
     url = urlsplit(function_url)
-    if url.scheme != "https" or not url.netloc:
+    local = url.scheme == "http" and url.hostname in LOOPBACK
+    if not (url.scheme == "https" or local) or not url.netloc:
         raise ValueError("PREDICT_FUNCTION_URL must be an https:// URL")
-    return f"/api/*  https://{url.netloc}/api/:splat  200!\n"
+    return f"/api/*  {url.scheme}://{url.netloc}/api/:splat  200!\n"
 
 
 def main() -> int:
     function_url = os.environ.get("PREDICT_FUNCTION_URL", "")
     if not function_url:
         print("PREDICT_FUNCTION_URL is not set: /api/* would have no Python function behind it "
-              "on Netlify. Deploy the function first (deploy/README.md).", file=sys.stderr)
+              "on Netlify. Deploy the function first: bash scripts/deploy.sh (README, \"Deploy\").", file=sys.stderr)
         return 1
     try:
         (SITE / "_redirects").write_text(redirects_for(function_url), encoding="utf-8")

@@ -1,9 +1,12 @@
 """The real netlify-cli (`netlify dev`) fronting the local Python runtime, as a developer runs it."""
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -32,17 +35,13 @@ def fetch(url, body=None):
         return err.code, err.headers, err.read()
 
 
-@pytest.fixture(scope="module")
-def netlify_dev():
-    port, target = free_port(), free_port()
-    env = {**os.environ, "CI": "1", "NO_UPDATE_NOTIFIER": "1",
-           "PREDICT_DEV_TARGET": f"http://127.0.0.1:{target}"}
-    proc = subprocess.Popen(
-        [str(NETLIFY), "dev", "--offline", "--internal-disable-edge-functions",
-         "--port", str(port), "--target-port", str(target),
-         "--command", f"{ROOT / '.venv' / 'bin' / 'python'} scripts/serve.py {target}"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
+@contextlib.contextmanager
+def netlify(*args: str, port: int, cwd=ROOT, env: dict | None = None):
+    """Run a long-lived netlify-cli command; yield its URL once it answers, stop it after."""
+    env = {**os.environ, "CI": "1", "NO_UPDATE_NOTIFIER": "1", **(env or {})}
+    proc = subprocess.Popen([str(NETLIFY), *args, "--port", str(port)], cwd=cwd, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     url = f"http://localhost:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -53,7 +52,7 @@ def netlify_dev():
             except OSError:
                 time.sleep(0.5)
         else:
-            pytest.fail("netlify dev did not answer within 90 s")
+            pytest.fail(f"netlify {args[0]} did not answer within 90 s")
         yield url
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -61,6 +60,16 @@ def netlify_dev():
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def netlify_dev():
+    target = free_port()
+    with netlify("dev", "--offline", "--internal-disable-edge-functions",
+                 "--target-port", str(target),
+                 "--command", f"{ROOT / '.venv' / 'bin' / 'python'} scripts/serve.py {target}",
+                 port=free_port(), env={"PREDICT_DEV_TARGET": f"http://127.0.0.1:{target}"}) as url:
+        yield url
 
 
 def test_netlify_dev_serves_the_site_with_its_headers(netlify_dev):
@@ -82,12 +91,16 @@ def test_netlify_dev_passes_function_errors_through(netlify_dev):
     assert json.loads(body)["error"]["code"] == "missing_feature"
 
 
-def test_netlify_build_points_api_at_the_lambda_function(tmp_path):
-    import shutil
+def copy_site(folder):
+    """Copy what Netlify's build and deploy read into folder, as a fresh checkout has it."""
     for part in ("netlify.toml", "site", "scripts/build.py"):
-        source, target = ROOT / part, tmp_path / part
+        source, target = ROOT / part, folder / part
         target.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if source.is_dir() else shutil.copy)(source, target)
+
+
+def test_netlify_build_points_api_at_the_lambda_function(tmp_path):
+    copy_site(tmp_path)
     env = {**os.environ, "CI": "1", "NO_UPDATE_NOTIFIER": "1",
            "PREDICT_FUNCTION_URL": "https://abc.lambda-url.eu-west-1.on.aws"}
     out = subprocess.run([str(NETLIFY), "build", "--offline"], cwd=tmp_path, env=env,
@@ -100,3 +113,19 @@ def test_netlify_build_points_api_at_the_lambda_function(tmp_path):
                             capture_output=True, text=True, timeout=180)
     assert failed.returncode != 0
     assert "PREDICT_FUNCTION_URL is not set" in failed.stdout + failed.stderr
+
+
+def test_the_production_build_proxies_api_to_the_function_and_passes_the_smoke_test(
+        tmp_path, runtime):
+    # `netlify serve` builds for production and serves the result as Netlify would; the local
+    # runtime stands in for the Lambda Function URL. The deploy's own smoke test then runs
+    # through the site's proxy, as it does after a real deploy.
+    copy_site(tmp_path)
+    with netlify("serve", "--offline", "--internal-disable-edge-functions", port=free_port(),
+                 cwd=tmp_path, env={"PREDICT_FUNCTION_URL": runtime.url}) as url:
+        assert (tmp_path / "site" / "_redirects").read_text() == \
+            f"/api/*  {runtime.url}/api/:splat  200!\n"
+        smoke = subprocess.run([sys.executable, str(ROOT / "scripts" / "smoke.py"), url,
+                                "--wait", "0"], capture_output=True, text=True, timeout=120)
+    assert smoke.returncode == 0, smoke.stderr
+    assert "ok: model dect_model" in smoke.stdout
