@@ -48,11 +48,15 @@ step_site() {
   url="$(function_url)"
   case "$url" in https://*) ;; *) echo "deploy: the stack $STACK_NAME has no FunctionUrl output" >&2; exit 1;; esac
   echo "deploy: /api/* -> $url"
-  PREDICT_FUNCTION_URL="$url" node_modules/.bin/netlify deploy --prod --dir site \
-    --site "$NETLIFY_SITE_ID" --message "$(git rev-parse --short HEAD 2>/dev/null || echo local)" \
-    --json > dist/netlify-deploy.json
-  "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d.get("url") or d["deploy_url"])' \
-    dist/netlify-deploy.json > dist/site-url.txt
+  # Netlify's build runs here (scripts/build.py writes site/_redirects); the upload takes the
+  # built folder as it is, so its JSON answer is all that reaches stdout.
+  PREDICT_FUNCTION_URL="$url" node_modules/.bin/netlify build --offline --context production
+  node_modules/.bin/netlify deploy --no-build --prod --dir site --site "$NETLIFY_SITE_ID" \
+    --message "$(git rev-parse --short HEAD 2>/dev/null || echo local)" --json \
+    > dist/netlify-deploy.json
+  # the CLI may log a line before its JSON answer: read the last JSON object it printed
+  "$PY" -c 'import json,sys; t="\n"+open(sys.argv[1]).read(); d=json.loads(t[t.rfind("\n{"):])
+print(d.get("url") or d["deploy_url"])' dist/netlify-deploy.json > dist/site-url.txt
   echo "deploy: site live at $(cat dist/site-url.txt)"
 }
 
