@@ -98,7 +98,8 @@ def _why_unreadable(path: Path, exc: Exception) -> str:
     found = re.search(r"Can't get attribute '([^']+)' on <module '([^']+)'", str(exc))
     if isinstance(exc, AttributeError) and found:
         name, module = found.groups()
-        where = ("the script or notebook that saved the model (__main__)" if module == "__main__"
+        where = ("the script or notebook that saved the model (__main__)"
+                 if module.split(".")[-1] == "__main__"
                  else f"module {module}, which has no such name here")
         return (f"{path} refers to '{name}', a custom function or class defined in {where}: "
                 + CUSTOM_FIX)
