@@ -2,6 +2,7 @@
 contributions equals the prediction in the space the explanation names, and contributions
 are per input feature (a one-hot string column folds back to its one column)."""
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -50,7 +51,7 @@ def test_a_one_hot_column_is_explained_as_its_source_feature(tmp_path, monkeypat
     explanation = body["results"][0]["explanation"]
     assert sorted(c["feature"] for c in explanation["contributions"]) == ["area", "city", "rooms"]
     pre, linear = fit.estimator[:-1], fit.estimator[-1]
-    encoded = pre.transform(fit.frame[:0].__class__([row]))[0]
+    encoded = pre.transform(pd.DataFrame([row]))[0]
     names = list(pre.get_feature_names_out())
     city = sum(linear.coef_[0][j] * encoded[j] for j, n in enumerate(names) if "city" in n)
     sign = 1 if explanation["target"] == linear.classes_[1] else -1
