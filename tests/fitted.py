@@ -50,7 +50,8 @@ def _by_name():
                               ("onehot", OneHotEncoder(handle_unknown="ignore"), ["city"])])
 
 
-def _save(folder: Path, estimator, table: pd.DataFrame, target: str, *, how: str) -> Fitted:
+def _save(folder: Path, estimator, table: pd.DataFrame, target: str, *, how: str,
+          features: list[str] | None = None) -> Fitted:
     """Write the model (pickle, joblib or joblib compressed) and its reference CSV."""
     model_file = folder / ("model.pkl" if how == "pickle" else "model.joblib")
     if how == "pickle":
@@ -58,7 +59,7 @@ def _save(folder: Path, estimator, table: pd.DataFrame, target: str, *, how: str
             pickle.dump(estimator, f)
     else:
         joblib.dump(estimator, model_file, compress=3 if how == "joblib-compressed" else 0)
-    features = [c for c in table.columns if c not in ("price", "dear")]
+    features = features or [c for c in table.columns if c not in ("price", "dear")]
     data_file = folder / "reference.csv"
     with open(data_file, "w", newline="") as f:
         writer = csv.writer(f)
@@ -134,11 +135,20 @@ def boosting_regressor(folder: Path) -> Fitted:
     return _numeric_save(folder, est, table, "price", how="pickle")
 
 
+def boosting_multiclass(folder: Path) -> Fitted:
+    """Gradient boosting over three classes (one tree per class per stage), pickled."""
+    table = houses()
+    features = ["rooms", "area", "price"]
+    est = GradientBoostingClassifier(n_estimators=10, max_depth=2, random_state=0)
+    est.fit(table[features], table["city"])
+    return _save(folder, est, table, "city", how="pickle", features=features)
+
+
 KINDS = {"frame-classifier": frame_classifier, "frame-regressor": frame_regressor,
          "forest-joblib-compressed": forest_compressed, "boosting": boosting}
 ENSEMBLES = {"forest-joblib-compressed": forest_compressed, "boosting": boosting,
              "forest-regressor": forest_regressor, "extra-trees": extra_trees,
-             "boosting-regressor": boosting_regressor}
+             "boosting-regressor": boosting_regressor, "boosting-multiclass": boosting_multiclass}
 
 
 def rows(frame: pd.DataFrame) -> list[dict]:

@@ -22,8 +22,10 @@ def served_prediction(fit, result, explanation):
         return est.predict(frame)
     if explanation["space"] == "probability":
         return est.predict_proba(frame)[:, list(est.classes_).index(explanation["target"])]
-    raw = est.decision_function(frame)  # log-odds: positive for classes_[1] when binary
-    return raw if explanation["target"] == est.classes_[1] else -raw
+    raw = est.decision_function(frame)
+    if raw.ndim == 2:  # one score per class
+        return raw[:, list(est.classes_).index(explanation["target"])]
+    return raw if explanation["target"] == est.classes_[1] else -raw  # binary: for classes_[1]
 
 
 @pytest.mark.parametrize("kind", list(EXPLAINED))
