@@ -309,8 +309,8 @@ def choose_input(estimator, X: np.ndarray, features: list[dict], found) -> tuple
     frame_spec = frames.input_spec(features, frames.DATAFRAME, "")
     on_array = _predict(estimator, X)
     if isinstance(on_array, Exception):
-        reason = "fitted on a pandas DataFrame; it cannot predict from an array (it selects " \
-                 "columns by name)"
+        reason = "fitted on a pandas DataFrame; it cannot predict from an array (e.g. it " \
+                 "selects columns by name)"
     elif pandas_used:
         reason = "fitted on a pandas DataFrame; it uses pandas itself"
     else:
