@@ -152,3 +152,21 @@ def test_mlflow_client_contract_at_the_site_root(tmp_path, monkeypatch):
 def test_invocations_refuses_get_naming_post():
     status, headers, body = call(event("GET", "/invocations", version="v2"))
     assert status == 405 and headers["Allow"] == "POST, OPTIONS"
+
+
+def test_a_model_set_to_output_pandas_needs_pandas_even_when_fitted_on_an_array(tmp_path,
+                                                                              monkeypatch):
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    table = fitted.houses()
+    X = table[["rooms", "area"]].to_numpy(dtype=float)
+    est = make_pipeline(StandardScaler(), LinearRegression()).set_output(transform="pandas")
+    est.fit(X, table["price"])
+    fit = fitted._save(tmp_path, est, table, "price", how="pickle", features=["rooms", "area"])
+    kinds = {"array-pandas-output": lambda folder: fit}
+    fit, manifest, _ = package_kind("array-pandas-output", tmp_path, monkeypatch, kinds=kinds)
+    assert (manifest["input"]["container"], manifest["requires"]) == ("array", [PANDAS_PIN])
+    status, _, body = call(event("POST", "/api/predict", body={"instances": fitted.rows(fit.frame)}))
+    assert status == 200
+    np.testing.assert_allclose(body["predictions"], est.predict(X), rtol=1e-12)
