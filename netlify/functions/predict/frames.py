@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import TypedDict
 
 import numpy as np
 
@@ -21,7 +22,16 @@ DTYPES = {"number": "float64", "integer": "int64", "categorical": "object"}
 log = logging.getLogger("predict")
 
 
-def input_spec(features: list[dict], container: str, reason: str) -> dict:
+class InputSpec(TypedDict, total=False):
+    """The manifest's `input`: what packaging found the model takes, and what the function builds."""
+
+    container: str  # ARRAY or DATAFRAME
+    reason: str  # why, in words (e.g. "fitted on a pandas DataFrame; ...")
+    columns: list[str]  # DATAFRAME only: the column order, the model's feature_names_in_
+    dtypes: dict[str, str]  # DATAFRAME only: each column's dtype, one of DTYPES' values
+
+
+def input_spec(features: list[dict], container: str, reason: str) -> InputSpec:
     """Given the feature schema and a container, return the manifest's `input` entry."""
     spec = {"container": container, "reason": reason}
     if container == DATAFRAME:
