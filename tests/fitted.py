@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (ExtraTreesRegressor, GradientBoostingClassifier,
-                              GradientBoostingRegressor, RandomForestClassifier,
+                              GradientBoostingRegressor, HistGradientBoostingClassifier,
+                              HistGradientBoostingRegressor, RandomForestClassifier,
                               RandomForestRegressor)
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
@@ -144,11 +145,38 @@ def boosting_multiclass(folder: Path) -> Fitted:
     return _save(folder, est, table, "city", how="pickle", features=features)
 
 
+def hist_boosting(folder: Path) -> Fitted:
+    """Histogram gradient boosting, binary, on a numeric DataFrame, pickled."""
+    table = houses()
+    est = HistGradientBoostingClassifier(max_iter=15, max_leaf_nodes=8, random_state=0)
+    est.fit(_numeric(table), table["dear"])
+    return _numeric_save(folder, est, table, "dear", how="pickle")
+
+
+def hist_boosting_regressor(folder: Path) -> Fitted:
+    """Histogram gradient boosting regressor on a numeric DataFrame, pickled."""
+    table = houses()
+    est = HistGradientBoostingRegressor(max_iter=15, max_leaf_nodes=8, random_state=0)
+    est.fit(_numeric(table), table["price"])
+    return _numeric_save(folder, est, table, "price", how="pickle")
+
+
+def hist_boosting_multiclass(folder: Path) -> Fitted:
+    """Histogram gradient boosting over three classes, pickled."""
+    table = houses()
+    features = ["rooms", "area", "price"]
+    est = HistGradientBoostingClassifier(max_iter=10, max_leaf_nodes=6, random_state=0)
+    est.fit(table[features], table["city"])
+    return _save(folder, est, table, "city", how="pickle", features=features)
+
+
 KINDS = {"frame-classifier": frame_classifier, "frame-regressor": frame_regressor,
          "forest-joblib-compressed": forest_compressed, "boosting": boosting}
 ENSEMBLES = {"forest-joblib-compressed": forest_compressed, "boosting": boosting,
              "forest-regressor": forest_regressor, "extra-trees": extra_trees,
-             "boosting-regressor": boosting_regressor, "boosting-multiclass": boosting_multiclass}
+             "boosting-regressor": boosting_regressor, "boosting-multiclass": boosting_multiclass,
+             "hist-boosting": hist_boosting, "hist-boosting-regressor": hist_boosting_regressor,
+             "hist-boosting-multiclass": hist_boosting_multiclass}
 
 
 def rows(frame: pd.DataFrame) -> list[dict]:

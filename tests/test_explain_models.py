@@ -4,7 +4,7 @@ are per input feature (a one-hot string column folds back to its one column)."""
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.neighbors import KNeighborsClassifier
 
 import fitted
 from support import call, event
@@ -64,10 +64,9 @@ def test_a_one_hot_column_is_explained_as_its_source_feature(tmp_path, monkeypat
 def test_a_model_without_an_explanation_says_so_with_null(tmp_path, monkeypatch):
     table = fitted.houses()
     X = table[["rooms", "area"]]
-    est = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(X, table["dear"])
-    fit = fitted._save(tmp_path, est, table.drop(columns=["city"]), "dear", how="pickle")
-    kinds = {"hist": lambda folder: fit}
-    package_kind("hist", tmp_path, monkeypatch, kinds=kinds)
+    est = KNeighborsClassifier(n_neighbors=5).fit(X, table["dear"])
+    fit = fitted._save(tmp_path, est, table, "dear", how="pickle", features=["rooms", "area"])
+    package_kind("knn", tmp_path, monkeypatch, kinds={"knn": lambda folder: fit})
     status, _, body = call(event("POST", "/api/predict", body={"instances": fitted.rows(X[:2])}))
     assert status == 200
     assert [r["explanation"] for r in body["results"]] == [None, None]

@@ -1,13 +1,14 @@
 """Explanations for tree ensembles, and for pipelines whose encoded columns fold back to inputs.
 
 Owns: the path method (Saabas) summed over the trees of a random forest, extra trees or
-gradient boosting: along each tree's decision path, the change of the node value at each
-split is credited to the split's feature, and the trees are combined as the ensemble
-combines them, so `base_value` plus the contributions equals the prediction (a probability,
-a value, or gradient boosting's log-odds). A Pipeline's head (e.g. a ColumnTransformer with
-a one-hot encoder) maps each encoded column back to the input feature it came from, and
-each input feature gets the sum of its columns' contributions. Histogram gradient boosting
-and other estimators: None (explain.py then answers that there is no explanation).
+gradient boosting and histogram gradient boosting (numeric splits, identity or logit link):
+along each tree's decision path, the change of the node value at each split is credited to
+the split's feature, and the trees are combined as the ensemble combines them, so
+`base_value` plus the contributions equals the prediction (a probability, a value, or
+boosting's log-odds). A Pipeline's head (e.g. a ColumnTransformer with a one-hot encoder)
+maps each encoded column back to the input feature it came from, and each input feature
+gets the sum of its columns' contributions. Other estimators: None (explain.py then answers
+that there is no explanation).
 """
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ import numpy as np
 FORESTS = {"RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
            "ExtraTreesRegressor"}
 BOOSTING = {"GradientBoostingClassifier", "GradientBoostingRegressor"}
+HIST_BOOSTING = {"HistGradientBoostingClassifier", "HistGradientBoostingRegressor"}
+# Regression losses whose prediction is the raw score itself (identity link).
+IDENTITY_LOSSES = {"squared_error", "absolute_error", "quantile"}
 # Steps that transform each column on its own: an encoded column stays with its input (an
 # imputer may drop an empty column: the widths are checked).
 COLUMNWISE = {"StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler", "SimpleImputer"}
@@ -35,7 +39,7 @@ def explain(estimator, X, names: list[str], predicted: list) -> list[dict] | Non
     or None when this module does not explain that kind of estimator."""
     steps = getattr(estimator, "steps", None)
     head, final = (estimator[:-1], steps[-1][1]) if steps else (None, estimator)
-    ensemble = _kind(final) in FORESTS | BOOSTING
+    ensemble = _kind(final) in FORESTS | BOOSTING or _hist_explainable(final)
     if not ensemble and (head is None or not _linear(final)):
         return None
     sources = list(range(len(names))) if head is None else source_columns(head, len(names))
@@ -52,6 +56,8 @@ def explain(estimator, X, names: list[str], predicted: list) -> list[dict] | Non
             base, parts, space = _forest(final, Z, predicted)
         elif _kind(final) in BOOSTING:
             base, parts, space = _boosting(final, Z, predicted)
+        elif _kind(final) in HIST_BOOSTING:
+            base, parts, space = _hist_boosting(final, Z, predicted)
         else:
             base, parts, space = _linear_parts(final, Z, predicted)
     folded = np.zeros((len(Z), len(names)))
@@ -139,6 +145,78 @@ def _boosting(model, Z, predicted):
     # What the stages do not explain is the initial estimate (e.g. the prior's log-odds).
     init = (raw - trees_sum)[np.arange(len(Z)), k]
     return sign * (init + base), sign[:, None] * parts, space
+
+
+def _hist_explainable(model) -> bool:
+    """Return whether a histogram gradient boosting model's trees can be walked here: numeric
+    splits only, no internal preprocessing, and a raw score that is the prediction's space."""
+    predictors = getattr(model, "_predictors", None)  # its trees: no public accessor
+    if _kind(model) not in HIST_BOOSTING or not predictors or \
+            getattr(model, "_preprocessor", None) is not None:
+        return False
+    if not hasattr(model, "classes_") and model.loss not in IDENTITY_LOSSES:
+        return False
+    return not any(p.nodes["is_categorical"].any() for stage in predictors for p in stage)
+
+
+def _hist_node_values(nodes) -> np.ndarray:
+    """Return each node's value: a leaf's own, an inner node's the mean of its leaves weighted by
+    their training counts (the stored inner values are unscaled, the root's unset)."""
+    value = nodes["value"].astype(float)
+    count = nodes["count"].astype(float)
+    for node in np.argsort(-nodes["depth"], kind="stable"):
+        if not nodes["is_leaf"][node]:
+            left, right = nodes["left"][node], nodes["right"][node]
+            value[node] = (count[left] * value[left] + count[right] * value[right]) / \
+                (count[left] + count[right])
+    return value
+
+
+def _hist_tree_parts(nodes, Z: np.ndarray) -> tuple[float, np.ndarray]:
+    """Walk every row down one histogram tree as its predictor does; return the root value and
+    each row's per-column contributions."""
+    value = _hist_node_values(nodes)
+    leaf = nodes["is_leaf"].astype(bool)
+    node = np.zeros(len(Z), dtype=int)
+    parts = np.zeros(Z.shape)
+    rows = np.flatnonzero(~leaf[node])
+    while len(rows):
+        at = node[rows]
+        feature = nodes["feature_idx"][at].astype(int)
+        x = Z[rows, feature]
+        left = np.where(np.isnan(x), nodes["missing_go_to_left"][at].astype(bool),
+                        x <= nodes["num_threshold"][at])
+        nxt = np.where(left, nodes["left"][at], nodes["right"][at]).astype(int)
+        parts[rows, feature] += value[nxt] - value[at]
+        node[rows] = nxt
+        rows = rows[~leaf[nxt]]
+    return float(value[0]), parts
+
+
+def _hist_boosting(model, Z, predicted):
+    """Path contributions of every histogram tree, in the raw score space, from the baseline."""
+    classes = getattr(model, "classes_", None)
+    predictors = model._predictors
+    width = len(predictors[0])
+    if classes is None:
+        k, sign, space = np.zeros(len(Z), int), np.ones(len(Z)), "value"
+    elif width == 1:  # binary: one score, positive for classes_[1]
+        k, space = np.zeros(len(Z), int), "log-odds"
+        sign = np.where(np.asarray(predicted) == classes[1], 1.0, -1.0)
+    else:
+        k, sign, space = _class_index(classes, predicted), np.ones(len(Z)), "log-odds"
+    baseline = np.asarray(model._baseline_prediction, dtype=float).reshape(-1)
+    base = baseline[k].copy()
+    parts = np.zeros(Z.shape)
+    for c in range(width):
+        rows = k == c
+        if not rows.any():
+            continue
+        for stage in predictors:
+            root, contrib = _hist_tree_parts(stage[c].nodes, Z[rows])
+            base[rows] += root
+            parts[rows] += contrib
+    return sign * base, sign[:, None] * parts, space
 
 
 def _linear_parts(linear_model, Z, predicted):
