@@ -117,8 +117,11 @@ def regression_metrics(estimator, X, y) -> dict:
             "rmse": _r(np.sqrt(metrics.mean_squared_error(y, pred)))}
 
 
-def examples_of(estimator, X, y, names, types, classification: bool) -> list[dict]:
-    """Return typical reference rows: per class, the correctly predicted one nearest its median."""
+def examples_of(estimator, X, y, names, types, classification: bool, *,
+                model_input=None) -> list[dict]:
+    """Return typical reference rows: per class, the correctly predicted one nearest its median.
+
+    `model_input` is X as the estimator takes it (a DataFrame for some), when it is not X."""
     numeric = [j for j, t in enumerate(types) if t != "categorical"]
 
     def nearest(mask):
@@ -139,7 +142,7 @@ def examples_of(estimator, X, y, names, types, classification: bool) -> list[dic
     if not classification or y is None:
         i = nearest(np.ones(len(X), dtype=bool))
         return [{"name": "Typical case", "features": row_dict(i)}]
-    pred = estimator.predict(X)
+    pred = estimator.predict(X if model_input is None else model_input)
     out = []
     for c in estimator.classes_:
         i = nearest((np.asarray(y) == c) & (pred == c))

@@ -1,9 +1,11 @@
 """Package your own fitted scikit-learn model so the unchanged function and site serve it.
 
-Given a pickled estimator (a Pipeline included) and a CSV of reference data, with the name
-of its target column if it has one, writes a model directory: the pickle and a complete
-manifest (features with types, ranges and medians, examples, and metrics when the target
-is given). Serve it with MODEL_DIR=<that directory>.
+Given a fitted estimator (a Pipeline included) saved with pickle or joblib, and a CSV of
+reference data with the name of its target column if it has one, writes a model directory:
+the model as one verified pickle and a complete manifest (features with types, ranges and
+medians, examples, metrics when the target is given, whether the model takes a DataFrame).
+Refuses, saying the cause and the fix, what the function could not serve as it was fitted.
+Serve it with MODEL_DIR=<that directory>.
 
     python scripts/package_model.py my_model.pkl reference.csv --target price --out my_model/
 """
@@ -11,23 +13,43 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import io
 import json
 import pickle
+import re
 import sys
 import warnings
 from pathlib import Path
 
+import joblib
 import numpy as np
+import sklearn
 from sklearn.base import is_classifier, is_regressor
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import InconsistentVersionWarning, NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 import modelcard
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "netlify" / "functions"))
+from predict import frames  # noqa: E402  the function's own input builder: parity by construction
 
 
 CARD_KEYS = {"title", "description", "intended_use", "limitations", "label_descriptions",
              "features"}
 FEATURE_WORDS = {"label", "description", "unit"}
+
+
+# The packages whose objects the function rebuilds from a pickle (and what they rely on).
+SERVABLE_MODULES = {"sklearn", "numpy", "scipy", "pandas", "joblib", "builtins", "copyreg",
+                    "collections", "_codecs", "functools", "operator", "datetime"}
+CUSTOM_FIX = ("the function only rebuilds scikit-learn, NumPy, SciPy and pandas objects (a "
+              "pickle's other code would run unchecked on the server). Replace it with a "
+              "scikit-learn or NumPy equivalent (e.g. FunctionTransformer(np.log1p)), fit again "
+              "and save the model again")
+COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"),
+              (b"\x5d\x00\x00", "lzma"), (b"\x04\x22\x4d\x18", "lz4"), (b"\x78", "zlib"))
+MAX_LISTED = 20  # empty cells named in one refusal
 
 
 class PackagingError(Exception):
@@ -57,16 +79,69 @@ def read_card(path: Path | None, names: list[str]) -> dict:
     return card
 
 
-def load_estimator(path: Path):
-    """Return the unpickled estimator, checked to be a fitted classifier or regressor."""
+def _source_format(data: bytes) -> str:
+    """Given a model file's bytes, return how it was saved: pickle, joblib, or joblib compressed."""
+    for magic, name in COMPRESSED:
+        if data.startswith(magic):
+            return f"joblib ({name})"
+    return "joblib" if b"NumpyArrayWrapper" in data else "pickle"
+
+
+def _why_unreadable(path: Path, exc: Exception) -> str:
+    """Given why unpickling failed, return the true cause and its fix."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        top = exc.name.split(".")[0]
+        fix = ("pip install -r requirements-pandas.txt" if top == "pandas" else
+               f"if it is a package, install it (pip install {top}); if it is your own module, "
+               "the function cannot serve it: " + CUSTOM_FIX)
+        return f"{path} needs the Python package '{top}', which is not installed here: {fix}"
+    found = re.search(r"Can't get attribute '([^']+)' on <module '([^']+)'", str(exc))
+    if isinstance(exc, AttributeError) and found:
+        name, module = found.groups()
+        where = ("the script or notebook that saved the model (__main__)"
+                 if module.split(".")[-1] == "__main__"
+                 else f"module {module}, which has no such name here")
+        return (f"{path} refers to '{name}', a custom function or class defined in {where}: "
+                + CUSTOM_FIX)
+    return (f"{path} is not a readable pickle or joblib file ({type(exc).__name__}); save the "
+            "fitted estimator with pickle.dump(model, f) or joblib.dump(model, path)")
+
+
+def _version_mismatch(caught: list, path: Path, allow: bool) -> str | None:
+    """Given the warnings of unpickling, return the scikit-learn version that wrote the file if it
+    differs from this one; refuse it unless allowed."""
+    written = next((w.message.original_sklearn_version for w in caught
+                    if issubclass(w.category, InconsistentVersionWarning)), None)
+    if written is not None and not allow:
+        raise PackagingError(
+            f"{path} was written by scikit-learn {written}; this runtime serves with "
+            f"{sklearn.__version__}, and a model can predict differently, or fail, under another "
+            f"version. Re-save it with scikit-learn {sklearn.__version__}: in an environment with "
+            f"pip install scikit-learn=={sklearn.__version__}, fit it again and dump it. Or pass "
+            "--allow-version-mismatch to serve it anyway (the manifest records it)")
+    return written
+
+
+def load_estimator(path: Path, *, allow_version_mismatch: bool = False):
+    """Return the unpickled estimator (pickle or joblib, compressed or not), checked to be a fitted
+    classifier or regressor, and where it came from (file, format, SHA-256, scikit-learn)."""
     try:
-        with open(path, "rb") as f:
-            estimator = pickle.load(f)
+        data = path.read_bytes()
     except OSError as exc:
         raise PackagingError(f"cannot read {path}: {exc.strerror}") from None
-    except Exception as exc:  # unpickling can fail in many ways; all mean "not a model file"
-        raise PackagingError(f"{path} is not a readable pickle ({type(exc).__name__}); save the "
-                             "fitted estimator with pickle.dump(model, f)") from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", InconsistentVersionWarning)
+        try:
+            # joblib.load reads plain pickles too; its compressed files are not pickles.
+            estimator = joblib.load(io.BytesIO(data))
+        except Exception as exc:  # unpickling can fail in many ways; each is explained
+            raise PackagingError(_why_unreadable(path, exc)) from None
+    written = _version_mismatch(caught, path, allow_version_mismatch)
+    source = {"file": path.name, "format": _source_format(data),
+              "sha256": hashlib.sha256(data).hexdigest(),
+              "scikit-learn": written or sklearn.__version__}
+    if written is not None:
+        source["version_mismatch_allowed"] = True
     if not callable(getattr(estimator, "predict", None)):
         raise PackagingError(f"{type(estimator).__name__} has no predict(); package a fitted "
                              "classifier, regressor or a Pipeline ending in one")
@@ -78,7 +153,34 @@ def load_estimator(path: Path):
     except NotFittedError:
         raise PackagingError(f"{type(estimator).__name__} is not fitted; call fit() before "
                              "pickling it") from None
-    return estimator
+    return estimator, source
+
+
+class _Recorder(pickle.Unpickler):
+    """An unpickler that notes every global (module, name) the pickle refers to."""
+
+    def __init__(self, file):
+        super().__init__(file)
+        self.found: set[tuple[str, str]] = set()
+
+    def find_class(self, module: str, name: str):
+        self.found.add((module, name))
+        return super().find_class(module, name)
+
+
+def pickle_globals(estimator) -> set[tuple[str, str]]:
+    """Return the (module, name) globals the served pickle of the estimator refers to."""
+    recorder = _Recorder(io.BytesIO(modelcard.stable_pickle(estimator)))
+    recorder.load()
+    return recorder.found
+
+
+def check_no_custom_code(found: set[tuple[str, str]]) -> None:
+    """Refuse a model whose pickle needs code from outside the packages the function rebuilds."""
+    custom = sorted(f"{m}.{n}" for m, n in found if m.split(".")[0] not in SERVABLE_MODULES)
+    if custom:
+        raise PackagingError(f"the model uses {', '.join(custom[:5])}, custom code outside "
+                             "scikit-learn, NumPy, SciPy and pandas: " + CUSTOM_FIX)
 
 
 def read_reference(path: Path, target: str | None) -> tuple[list[str], list[list[str]], list[str] | None]:
@@ -96,8 +198,7 @@ def read_reference(path: Path, target: str | None) -> tuple[list[str], list[list
     for i, row in enumerate(body, start=2):
         if len(row) != len(header):
             raise PackagingError(f"{path} line {i} has {len(row)} cells; the header has {len(header)}")
-        if any(cell.strip() == "" for cell in row):
-            raise PackagingError(f"{path} line {i} has an empty cell; reference data must be complete")
+    check_complete(path, header, body)
     if target is None:
         return header, body, None
     if target not in header:
@@ -108,22 +209,44 @@ def read_reference(path: Path, target: str | None) -> tuple[list[str], list[list
             [[c for j, c in enumerate(r) if j != k] for r in body], [r[k] for r in body])
 
 
-def feature_order(estimator, columns: list[str]) -> list[str]:
+def check_complete(path: Path, header: list[str], body: list[list[str]]) -> None:
+    """Refuse reference data with empty cells, naming each (line and column) up to MAX_LISTED."""
+    empty = [f"line {i} '{header[j]}'" for i, row in enumerate(body, start=2)
+             for j, cell in enumerate(row) if cell.strip() == ""]
+    if empty:
+        more = f" (and {len(empty) - MAX_LISTED} more)" if len(empty) > MAX_LISTED else ""
+        raise PackagingError(f"{path} has {len(empty)} empty cell{'s' if len(empty) > 1 else ''}; "
+                             "reference data must be complete: "
+                             + ", ".join(empty[:MAX_LISTED]) + more)
+
+
+def _target_hint(extra: list[str], target: str | None) -> str:
+    if target is not None or not extra:
+        return ""
+    column = extra[0] if len(extra) == 1 else "<column>"
+    return f". If {'it' if len(extra) == 1 else 'one of them'} is the target, pass --target {column}"
+
+
+def feature_order(estimator, columns: list[str], target: str | None = None) -> list[str]:
     """Return the model's feature names in its order, checked against the CSV's columns."""
     names = getattr(estimator, "feature_names_in_", None)
     if names is not None:
         names = [str(n) for n in names]
-        missing, extra = set(names) - set(columns), set(columns) - set(names)
+        missing = sorted(set(names) - set(columns))
+        extra = sorted(set(columns) - set(names))
         if missing or extra:
-            parts = [f"missing from the CSV: {', '.join(sorted(missing))}" if missing else "",
-                     f"not known to the model: {', '.join(sorted(extra))}" if extra else ""]
+            parts = [f"missing from the CSV: {', '.join(missing)}" if missing else "",
+                     f"not known to the model: {', '.join(extra)}" if extra else ""]
             raise PackagingError("the CSV's columns do not match the model's features ("
-                                 + "; ".join(p for p in parts if p) + ")")
+                                 + "; ".join(p for p in parts if p) + ")"
+                                 + _target_hint(extra, target))
         return names
     expected = getattr(estimator, "n_features_in_", len(columns))
     if expected != len(columns):
+        hint = (". If one of them is the target, pass --target <column>"
+                if target is None and expected == len(columns) - 1 else "")
         raise PackagingError(f"the model takes {expected} features; the CSV has {len(columns)} "
-                             "columns besides the target")
+                             "columns besides the target" + hint)
     return columns
 
 
@@ -151,30 +274,105 @@ def target_values(estimator, y_text: list[str]) -> np.ndarray:
                              f"({'numbers' if classes is None else 'labels ' + str(list(classes))})") from None
 
 
+def _parts(obj):
+    """Yield an estimator and every estimator inside it, fitted copies in a ColumnTransformer too."""
+    yield obj
+    inner = [v for v in obj.get_params(deep=False).values() if hasattr(v, "get_params")]
+    for key in ("steps", "transformers_", "transformer_list"):
+        inner += [t[1] for t in getattr(obj, key, None) or [] if hasattr(t[1], "get_params")]
+    for part in inner:
+        yield from _parts(part)
+
+
+def _outputs_pandas(estimator) -> bool:
+    """Return whether any step of the estimator was set to output DataFrames (set_output)."""
+    # sklearn keeps set_output's choice in this attribute; there is no public getter.
+    return any((getattr(p, "_sklearn_output_config", None) or {}).get("transform") == "pandas"
+               for p in _parts(estimator))
+
+
+def _predict(estimator, X):
+    """Return the estimator's predictions on X, or the exception it raised."""
+    try:
+        return estimator.predict(X)
+    except Exception as exc:  # a model may fail in any way on an input it was not fitted for
+        return exc
+
+
+def choose_input(estimator, X: np.ndarray, features: list[dict], found) -> tuple[dict, list[str]]:
+    """Return the manifest's `input` entry and `requires` list: a DataFrame, and pandas, only
+    when the model needs them."""
+    pandas_used = _outputs_pandas(estimator) or any(m.split(".")[0] == "pandas" for m, _ in found)
+    if not hasattr(estimator, "feature_names_in_"):
+        spec = frames.input_spec(features, frames.ARRAY, "fitted on an array")
+        return spec, _pandas_requirement() if pandas_used else []
+    frame_spec = frames.input_spec(features, frames.DATAFRAME, "")
+    on_array = _predict(estimator, X)
+    if isinstance(on_array, Exception):
+        reason = "fitted on a pandas DataFrame; it cannot predict from an array (e.g. it " \
+                 "selects columns by name)"
+    elif pandas_used:
+        reason = "fitted on a pandas DataFrame; it uses pandas itself"
+    else:
+        frame = frames.model_input(X, {"input": frame_spec}) if _has_pandas() else None
+        if frame is None or np.array_equal(on_array, estimator.predict(frame)):
+            return (frames.input_spec(features, frames.ARRAY, "fitted on a pandas DataFrame; an "
+                                      "array in its column order gives the same predictions"), [])
+        reason = "fitted on a pandas DataFrame; an array gives other predictions"
+    requires = _pandas_requirement()
+    return {**frame_spec, "reason": reason}, requires
+
+
+def _has_pandas() -> bool:
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _pandas_requirement() -> list[str]:
+    """Return the pandas requirement of a model that needs it; refuse if pandas is missing here."""
+    if not _has_pandas():
+        raise PackagingError("the model needs pandas (it was fitted on a DataFrame, or uses "
+                             "pandas), which is not installed here: pip install -r "
+                             "requirements-pandas.txt, then package it again")
+    import pandas
+    return [f"pandas=={pandas.__version__}"]
+
+
 def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | None = None,
             name: str | None = None, version: str = "1.0.0", description: str = "",
-            positive: str | None = None, card_path: Path | None = None) -> dict:
-    """Package a pickled estimator and its reference CSV into out_dir; return the manifest."""
-    estimator = load_estimator(model_path)
+            positive: str | None = None, card_path: Path | None = None,
+            allow_version_mismatch: bool = False) -> dict:
+    """Package a pickled (or joblib) estimator and its reference CSV into out_dir; return the
+    manifest."""
+    estimator, source = load_estimator(model_path, allow_version_mismatch=allow_version_mismatch)
+    found = pickle_globals(estimator)
+    check_no_custom_code(found)
     columns, rows, y_text = read_reference(data_path, target)
-    names = feature_order(estimator, columns)
+    names = feature_order(estimator, columns, target)
     X, types = build_matrix(columns, rows, names)
     card = read_card(card_path, names)
+    features = [{"name": n, "type": t} for n, t in zip(names, types)]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
-        try:
-            estimator.predict(X[:5])
-        except Exception as exc:  # any failure here means the function could not serve it
+        spec, requires = choose_input(estimator, X, features, found)
+        Xm = frames.model_input(X, {"input": spec})
+        predicted = _predict(estimator, Xm)
+        if isinstance(predicted, Exception):
+            sent = "a pandas DataFrame" if spec["container"] == frames.DATAFRAME \
+                else "a NumPy array in feature order"
             raise PackagingError("the model cannot predict the reference rows as the function "
-                                 f"sends them (a NumPy array in feature order): {exc}. A model "
-                                 "fitted on a DataFrame must select its columns by position") from None
-        return _manifest(estimator, X, types, names, y_text, out_dir, name=name or model_path.stem,
-                         version=version, description=description, positive=positive,
-                         data_name=data_path.name, card=card)
+                                 f"sends them ({sent}): {type(predicted).__name__}: {predicted}")
+        return _manifest(estimator, X, Xm, types, names, y_text, out_dir,
+                         name=name or model_path.stem, version=version, description=description,
+                         positive=positive, data_name=data_path.name, card=card,
+                         extra={"input": spec, "requires": requires, "source": source})
 
 
-def _manifest(estimator, X, types, names, y_text, out_dir, *, name, version, description,
-              positive, data_name, card) -> dict:
+def _manifest(estimator, X, Xm, types, names, y_text, out_dir, *, name, version, description,
+              positive, data_name, card, extra) -> dict:
     classification = is_classifier(estimator)
     y = target_values(estimator, y_text) if y_text is not None else None
     labels = [str(c) for c in estimator.classes_] if classification else []
@@ -192,17 +390,19 @@ def _manifest(estimator, X, types, names, y_text, out_dir, *, name, version, des
         "estimator": type(estimator).__name__,
         "labels": labels,
         "features": modelcard.feature_schema(
-            X, names, types, importances=modelcard.importances_of(estimator, X, y, names),
+            X, names, types, importances=modelcard.importances_of(estimator, Xm, y, names),
             meta=card.pop("features", None)),
-        "examples": modelcard.examples_of(estimator, X, y, names, types, classification),
+        "examples": modelcard.examples_of(estimator, X, y, names, types, classification,
+                                          model_input=Xm),
         "training_data": {"reference": data_name, "rows": len(X)},
+        **extra,
         **card,
     }
     if classification:
         manifest["positive_label"] = positive
     if y is not None:
-        scores = (modelcard.classification_metrics(estimator, X, y, positive_value)
-                  if classification else modelcard.regression_metrics(estimator, X, y))
+        scores = (modelcard.classification_metrics(estimator, Xm, y, positive_value)
+                  if classification else modelcard.regression_metrics(estimator, Xm, y))
         manifest["metrics"] = {"data": f"the reference data {data_name}; if the model was "
                                        "trained on it, these scores are optimistic", **scores}
     return modelcard.write_model_dir(out_dir, estimator, manifest)
@@ -210,7 +410,8 @@ def _manifest(estimator, X, types, names, y_text, out_dir, *, name, version, des
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("model", type=Path, help="the fitted estimator, pickled")
+    parser.add_argument("model", type=Path, help="the fitted estimator, saved with pickle.dump "
+                        "or joblib.dump (compressed or not)")
     parser.add_argument("data", type=Path, help="reference data: CSV with a header row")
     parser.add_argument("--target", help="the CSV's target column, if it has one (for metrics)")
     parser.add_argument("--out", type=Path, required=True, help="the model directory to write")
@@ -221,11 +422,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--card", type=Path, help="JSON with words for people: title, "
                         "description, intended_use, limitations, label_descriptions, and "
                         "features: {name: {label, description, unit}}")
+    parser.add_argument("--allow-version-mismatch", action="store_true",
+                        help="serve a model saved by another scikit-learn version (recorded in "
+                             "the manifest's source)")
     args = parser.parse_args(argv)
     try:
         manifest = package(args.model, args.data, args.out, target=args.target, name=args.name,
                            version=args.version, description=args.description,
-                           positive=args.positive, card_path=args.card)
+                           positive=args.positive, card_path=args.card,
+                           allow_version_mismatch=args.allow_version_mismatch)
     except PackagingError as exc:
         print(f"package_model: {exc}", file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from support import ROOT, example
+from support import ROOT, example, manifest
 
 pytestmark = pytest.mark.netlify
 NETLIFY = ROOT / "node_modules" / ".bin" / "netlify"
@@ -83,6 +83,15 @@ def test_netlify_dev_routes_api_to_the_python_function(netlify_dev):
     assert status == 200
     assert json.loads(body)["predictions"] == ["benign"]
     assert headers["X-Model-Version"] == "1.0.0"
+
+
+def test_netlify_dev_serves_mlflow_invocations_and_ping_at_the_root(netlify_dev):
+    names = [f["name"] for f in manifest()["features"]]
+    row = example("benign")
+    split = {"index": [0], "columns": names, "data": [[row[n] for n in names]]}
+    status, _, body = fetch(netlify_dev + "/invocations", {"dataframe_split": split})
+    assert (status, json.loads(body)) == (200, {"predictions": ["benign"]})
+    assert fetch(netlify_dev + "/ping")[0] == 200
 
 
 def test_netlify_dev_passes_function_errors_through(netlify_dev):

@@ -2,6 +2,8 @@
 import csv
 import json
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -254,3 +256,172 @@ def test_packaging_refuses_what_it_cannot_serve_and_says_why(tmp_path, capsys, m
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+# Refusals that name the true cause: each case fits or writes a real model file and CSV,
+# runs the command line and reads what a person reads on stderr.
+
+def _fitted_on_frame(tmp_path):
+    import fitted
+    return fitted.frame_classifier(tmp_path)
+
+
+def _custom_function_in_main(tmp_path):
+    """A FunctionTransformer whose function was defined in the saving script (__main__)."""
+    script = ("import pickle, numpy as np\n"
+              "from sklearn.pipeline import make_pipeline\n"
+              "from sklearn.preprocessing import FunctionTransformer\n"
+              "from sklearn.linear_model import LogisticRegression\n"
+              "def shout(X):\n    return X * 2\n"
+              "m = make_pipeline(FunctionTransformer(shout), LogisticRegression())\n"
+              "m.fit(np.arange(8.0).reshape(4, 2), [0, 1, 0, 1])\n"
+              f"pickle.dump(m, open({str(tmp_path / 'model.pkl')!r}, 'wb'))\n")
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    write_csv(tmp_path / "reference.csv", ["a", "b", "y"], [[1, 2, 0], [3, 4, 1]])
+    return ["--target", "y"]
+
+
+def _custom_class_in_a_module(tmp_path):
+    """A transformer class from the user's own importable module."""
+    (tmp_path / "mytransforms.py").write_text(
+        "from sklearn.base import BaseEstimator, TransformerMixin\n"
+        "class Doubler(TransformerMixin, BaseEstimator):\n"
+        "    def fit(self, X, y=None):\n        return self\n"
+        "    def transform(self, X):\n        return X * 2\n")
+    script = ("import pickle, sys, numpy as np\n"
+              f"sys.path.insert(0, {str(tmp_path)!r})\n"
+              "from mytransforms import Doubler\n"
+              "from sklearn.pipeline import make_pipeline\n"
+              "from sklearn.linear_model import LogisticRegression\n"
+              "m = make_pipeline(Doubler(), LogisticRegression())\n"
+              "m.fit(np.arange(8.0).reshape(4, 2), [0, 1, 0, 1])\n"
+              f"pickle.dump(m, open({str(tmp_path / 'model.pkl')!r}, 'wb'))\n")
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    sys.path.insert(0, str(tmp_path))  # importable where packaging runs: still not servable
+    write_csv(tmp_path / "reference.csv", ["a", "b", "y"], [[1, 2, 0], [3, 4, 1]])
+    return ["--target", "y"]
+
+
+def _missing_package(tmp_path):
+    """A pickle of an estimator from a package that is not installed (xgboost's, by its name)."""
+    (tmp_path / "model.pkl").write_bytes(b"cxgboost.sklearn\nXGBClassifier\n(tR.")
+    write_csv(tmp_path / "reference.csv", ["a", "y"], [[1, 0]])
+    return ["--target", "y"]
+
+
+def _other_sklearn_version(tmp_path):
+    est, _, _ = iris_model(tmp_path)
+    (tmp_path / "reference.csv").write_text((tmp_path / "ref.csv").read_text())
+    (tmp_path / "model.pkl").write_bytes(claiming_version(pickle.dumps(est), "1.8.0"))
+    return ["--target", "species"]
+
+
+def _forgotten_target(tmp_path):
+    _fitted_on_frame(tmp_path)
+    return []
+
+
+def _forgotten_target_by_position(tmp_path):
+    est, _, _ = iris_model(tmp_path)
+    (tmp_path / "reference.csv").write_text((tmp_path / "ref.csv").read_text())
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(est))
+    return []
+
+
+def _empty_cells(tmp_path):
+    fit = _fitted_on_frame(tmp_path)
+    lines = fit.data_file.read_text().splitlines()
+    lines[2] = ",".join(["", *lines[2].split(",")[1:]])          # line 3, rooms
+    lines[5] = ",".join([*lines[5].split(",")[:2], "", ""])       # line 6, city and dear
+    fit.data_file.write_text("\n".join(lines) + "\n")
+    return ["--target", "dear"]
+
+
+def _many_empty_cells(tmp_path):
+    fit = _fitted_on_frame(tmp_path)
+    lines = fit.data_file.read_text().splitlines()
+    lines[1:] = [",".join(["", *line.split(",")[1:]]) for line in lines[1:]]
+    fit.data_file.write_text("\n".join(lines) + "\n")
+    return ["--target", "dear"]
+
+
+def claiming_version(data: bytes, version: str) -> bytes:
+    """Return a pickle whose estimators claim another scikit-learn version (same length)."""
+    import sklearn
+    ours = sklearn.__version__.encode()
+    assert len(version) == len(ours)  # the pickle's string lengths stay right
+    stamp = bytes([0x8c, len(ours)])  # SHORT_BINUNICODE, as pickle writes short strings
+    return data.replace(stamp + ours, stamp + version.encode())
+
+
+def _runtime_version():
+    import sklearn
+    return sklearn.__version__
+
+
+@pytest.mark.parametrize("make, messages", [
+    (_custom_function_in_main, ["refers to 'shout', a custom function or class defined in the "
+                                "script or notebook that saved the model (__main__)",
+                                "only rebuilds scikit-learn, NumPy, SciPy and pandas objects"]),
+    (_custom_class_in_a_module, ["the model uses mytransforms.Doubler, custom code outside "
+                                 "scikit-learn, NumPy, SciPy and pandas"]),
+    (_missing_package, ["needs the Python package 'xgboost', which is not installed here",
+                        "pip install xgboost"]),
+    (_other_sklearn_version, [f"was written by scikit-learn 1.8.0; this runtime serves with "
+                              f"{_runtime_version()}",
+                              f"pip install scikit-learn=={_runtime_version()}",
+                              "--allow-version-mismatch"]),
+    (_forgotten_target, ["not known to the model: dear). If it is the target, pass --target dear"]),
+    (_forgotten_target_by_position, ["the model takes 4 features; the CSV has 5 columns",
+                                     "If one of them is the target, pass --target <column>"]),
+    (_empty_cells, ["has 3 empty cells; reference data must be complete: line 3 'rooms', "
+                    "line 6 'city', line 6 'dear'"]),
+    (_many_empty_cells, ["has 80 empty cells", "line 21 'rooms' (and 60 more)"]),
+])
+def test_packaging_names_the_true_cause_and_the_fix(tmp_path, capsys, monkeypatch, make,
+                                                    messages):
+    monkeypatch.setattr(sys, "path", list(sys.path))  # a case may make its module importable
+    args = make(tmp_path)
+    model_file = next(p for p in tmp_path.iterdir() if p.name.startswith("model."))
+    code = package_model.main([str(model_file), str(tmp_path / "reference.csv"),
+                               "--out", str(tmp_path / "out"), *args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    for message in messages:
+        assert message in err
+    assert "Traceback" not in err and "Warning" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_another_version_is_served_only_when_allowed_and_the_manifest_says_so(tmp_path,
+                                                                            monkeypatch):
+    _other_sklearn_version(tmp_path)
+    manifest = package_model.package(tmp_path / "model.pkl", tmp_path / "reference.csv",
+                                     tmp_path / "out", target="species",
+                                     allow_version_mismatch=True)
+    assert manifest["source"]["scikit-learn"] == "1.8.0"
+    assert manifest["source"]["version_mismatch_allowed"] is True
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path / "out"))
+    model.reset()
+    status, _, body = call(event("GET", "/api/model"))
+    assert body["source"]["scikit-learn"] == "1.8.0"
+    assert body["versions"]["scikit-learn"] == _runtime_version()
+
+
+@pytest.mark.parametrize("compress", [0, 3, ("gzip", 3), ("xz", 1)])
+def test_joblib_files_compressed_or_not_are_served_as_one_verified_pickle(tmp_path, monkeypatch,
+                                                                          compress):
+    import hashlib
+
+    import joblib
+    est, X, target = iris_model(tmp_path)
+    joblib.dump(est, tmp_path / "m.joblib", compress=compress)
+    manifest = package_model.package(tmp_path / "m.joblib", tmp_path / "ref.csv", tmp_path / "out",
+                                     target=target)
+    data = (tmp_path / "out" / manifest["artifact"]["file"]).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == manifest["artifact"]["sha256"]
+    assert pickle.loads(data).predict(X).tolist() == est.predict(X).tolist()
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path / "out"))
+    model.reset()
+    status, _, body = call(event("POST", "/api/predict", body={"instances": X.tolist()}))
+    assert status == 200 and body["predictions"] == est.predict(X).tolist()

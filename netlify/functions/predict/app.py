@@ -6,6 +6,7 @@ becomes the one JSON error body here.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -102,11 +103,27 @@ def predict(req: Request, timing: dict) -> dict:
                                "results": results}, headers)
 
 
+def invocations(req: Request, timing: dict) -> dict:
+    """MLflow's scoring route: /predict's input (no explanations), answered as {"predictions"}."""
+    inner = dataclasses.replace(req, query={"explain": "false"},
+                                headers={**req.headers, "accept": "application/json"})
+    answer = json.loads(predict(inner, timing)["body"])
+    return json_response(200, {"predictions": answer["predictions"]}, {"Cache-Control": "no-store"})
+
+
+def ping(req: Request, timing: dict) -> dict:
+    """MLflow's readiness route: 200 when the model can be served (its manifest is readable)."""
+    model.get_manifest()
+    return response(200, "\n", {"Content-Type": "text/plain", "Cache-Control": "no-store"})
+
+
 ROUTES = {
     "/health": {"GET": health},
     "/model": {"GET": model_card},
     "/openapi.json": {"GET": openapi},
     "/predict": {"POST": predict},
+    "/invocations": {"POST": invocations},  # MLflow's scoring server paths, for its clients
+    "/ping": {"GET": ping},
 }
 
 

@@ -3,11 +3,14 @@
 Owns: for decision trees, the decision path in readable steps and each feature's
 contribution to the predicted probability (or value) along that path, so that the base
 value plus the contributions equals the prediction; for linear models, each feature's
-contribution to the decision function. Other estimators get no explanation.
+contribution to the decision function. Tree ensembles and pipelines whose encoded columns
+fold back to their inputs: explain_ensemble.py. Other estimators get no explanation.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from . import explain_ensemble
 
 
 def _final_step(estimator):
@@ -18,6 +21,9 @@ def _final_step(estimator):
 def explain_rows(estimator, X: np.ndarray, names: list[str], predicted: list) -> list[dict | None]:
     """Given the estimator, its input rows and its predictions, return one explanation per row."""
     head, final = _final_step(estimator)
+    others = explain_ensemble.explain(estimator, X, names, predicted)
+    if others is not None:  # tree ensembles; pipelines whose encoded columns fold back
+        return others
     if hasattr(final, "tree_") and head is None:
         return _tree(final, X, names, predicted)
     if hasattr(final, "coef_") and hasattr(final, "intercept_"):

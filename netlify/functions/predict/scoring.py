@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 
 from .explain import explain_rows
+from .frames import model_input
 from .model import LoadedModel
 
 
@@ -20,6 +21,7 @@ def score(loaded: LoadedModel, X: np.ndarray, row_warnings: list[list[dict]], *,
     """Given validated rows and their range warnings, return one result dict per row."""
     estimator, names = loaded.estimator, [f["name"] for f in loaded.manifest["features"]]
     classification = loaded.manifest.get("task") == "classification"
+    X = model_input(X, loaded.manifest)  # a DataFrame for models fitted on one that need it
     with warnings.catch_warnings():
         # A model fitted on a DataFrame warns on arrays; the manifest fixed the column order.
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
