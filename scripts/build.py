@@ -21,12 +21,16 @@ LOOPBACK = ("127.0.0.1", "localhost")  # a local stand-in for the function, in c
 
 
 def redirects_for(function_url: str) -> str:
-    """Given the Lambda Function URL, return the _redirects text that proxies /api/* to it."""
+    """Given the Lambda Function URL, return the _redirects text that proxies the API to it."""
     url = urlsplit(function_url)
     local = url.scheme == "http" and url.hostname in LOOPBACK
     if not (url.scheme == "https" or local) or not url.netloc:
         raise ValueError("PREDICT_FUNCTION_URL must be an https:// URL")
-    return f"/api/*  {url.scheme}://{url.netloc}/api/:splat  200!\n"
+    base = f"{url.scheme}://{url.netloc}"
+    # MLflow's clients call /invocations and /ping at the site's root; the function serves both
+    return (f"/api/*  {base}/api/:splat  200!\n"
+            f"/invocations  {base}/invocations  200!\n"
+            f"/ping  {base}/ping  200!\n")
 
 
 def main() -> int:

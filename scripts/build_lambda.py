@@ -4,10 +4,12 @@ Netlify Functions have no Python runtime, so production runs the same handler on
 Lambda (runtime python3.12 on Amazon Linux 2023, glibc 2.34, x86_64; handler
 `predict.handler`). The bundle holds the function package, the served model directory
 beside it (`served_model_dir()`: MODEL_DIR, else netlify.toml's [build.environment]), the
-pinned requirements as wheels for that platform, and bytecode compiled by Python 3.12:
+pinned requirements as wheels for that platform (and pandas when the model's manifest
+requires it), and bytecode compiled by Python 3.12:
 Lambda's /var/task is read-only, so a bundle without it recompiles every module on every
 cold start. The bytecode is "unchecked-hash": zip keeps file times to 2 s only, so
-timestamp-checked bytecode would be judged stale and recompiled anyway.
+timestamp-checked bytecode would be judged stale and recompiled anyway. A bundle that would
+pass Lambda's 250 MB with bytecode beside its sources carries the bytecode in their place.
 
     python scripts/build_lambda.py [--model-dir DIR] [--out dist] [--skip-deps] [--print-model-dir]
 """
@@ -66,13 +68,14 @@ def folder_size(path: Path) -> int:
 
 
 def requirement_files(model_dir: Path) -> list[Path]:
-    """Return the requirements files the served model needs: the base ones, and any optional."""
+    """Return the requirements files the served model needs: the base one, and any optional
+    one its manifest's `requires` names (e.g. ["pandas==3.1.1"] for a DataFrame model)."""
     manifest = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
-    needs = manifest.get("runtime", {}).get("packages", []) if isinstance(manifest, dict) else []
-    unknown = [n for n in needs if n not in OPTIONAL_REQUIREMENTS]
+    names = [str(r).split("==")[0].strip().lower() for r in manifest.get("requires") or []]
+    unknown = [n for n in names if n not in OPTIONAL_REQUIREMENTS]
     if unknown:
-        raise SystemExit(f"the manifest needs packages the bundle cannot add: {unknown}")
-    return [ROOT / "requirements.txt", *(OPTIONAL_REQUIREMENTS[n] for n in needs)]
+        raise SystemExit(f"the manifest requires packages the bundle cannot add: {unknown}")
+    return [ROOT / "requirements.txt", *(OPTIONAL_REQUIREMENTS[n] for n in names)]
 
 
 def install_wheels(bundle: Path, requirements: list[Path]) -> None:
@@ -87,10 +90,18 @@ def install_wheels(bundle: Path, requirements: list[Path]) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def compile_bytecode(bundle: Path, python: str) -> None:
-    """Compile every module of the bundle with Lambda's Python, unchecked-hash bytecode."""
+def compile_bytecode(bundle: Path, python: str, *, sourceless: bool = False) -> None:
+    """Compile every module of the bundle with Lambda's Python, unchecked-hash bytecode; when
+    sourceless, the bytecode takes each source's place (smaller: for bundles near the limit)."""
+    for cache in list(bundle.rglob("__pycache__")):
+        shutil.rmtree(cache)
     subprocess.run([python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode",
-                    "unchecked-hash", str(bundle)], check=True, stdout=subprocess.DEVNULL)
+                    "unchecked-hash", *(["-b"] if sourceless else []), str(bundle)],
+                   check=True, stdout=subprocess.DEVNULL)
+    if sourceless:
+        for source in list(bundle.rglob("*.py")):
+            if source.with_suffix(".pyc").is_file():
+                source.unlink()
 
 
 def write_zip(bundle: Path, archive: Path) -> None:
@@ -116,6 +127,8 @@ def build(out: Path, model_dir: Path, *, deps: bool, bytecode: bool = True) -> P
         install_wheels(bundle, requirement_files(model_dir))
     if python:
         compile_bytecode(bundle, python)
+        if folder_size(bundle) > LAMBDA_LIMIT:  # e.g. a DataFrame model's bundle, with pandas
+            compile_bytecode(bundle, python, sourceless=True)
     size = folder_size(bundle)
     if size > LAMBDA_LIMIT:
         raise SystemExit(f"the bundle is {size / 2**20:.0f} MB unzipped; Lambda allows 250 MB")

@@ -50,7 +50,9 @@ def test_the_bundle_answers_a_function_url_event_from_its_own_model_dir(bundle, 
 
 def test_the_netlify_build_proxies_api_to_the_function_url():
     rule = build.redirects_for("https://abc.lambda-url.eu-west-1.on.aws/")
-    assert rule == "/api/*  https://abc.lambda-url.eu-west-1.on.aws/api/:splat  200!\n"
+    assert rule.splitlines() == ["/api/*  https://abc.lambda-url.eu-west-1.on.aws/api/:splat  200!",
+                                 "/invocations  https://abc.lambda-url.eu-west-1.on.aws/invocations  200!",
+                                 "/ping  https://abc.lambda-url.eu-west-1.on.aws/ping  200!"]
 
 
 @pytest.mark.parametrize("url", ["http://abc.lambda-url.eu-west-1.on.aws", "abc", ""])

@@ -10,6 +10,8 @@ import zipfile
 import pytest
 
 import build_lambda
+import fitted
+import package_model
 from lambda_runtime import RuntimeApi
 from support import ROOT, event, example
 
@@ -72,31 +74,39 @@ AUDIT = ("import sys\n"
          "main(['awslambdaric', 'predict.handler'])\n")
 
 
-def test_the_runtime_client_runs_the_bundle_under_python_312(unzipped, runtime_client, python312,
-                                                             tmp_path):
-    events = [event("GET", "/api/health", version="v2"),
-              event("GET", "/api/model", version="v2"),
-              event("POST", "/api/predict", body={"features": example("malignant")}, version="v2"),
-              event("POST", "/api/predict", body={"features": {}}, version="v2")]
+def run_on_lambda(task, events, runtime_client, python312, cwd):
+    """Run the unzipped bundle as Lambda does; return (answers, the process's stderr+stdout)."""
     api = RuntimeApi(events)
-    before = files_of(unzipped)
+    before = files_of(task)
     env = {"PATH": "/usr/bin:/bin", "AWS_LAMBDA_RUNTIME_API": api.address,
-           "LAMBDA_TASK_ROOT": str(unzipped), "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+           "LAMBDA_TASK_ROOT": str(task), "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
            "AWS_LAMBDA_FUNCTION_NAME": "predict", "AWS_REGION": "eu-west-1"}
-    proc = subprocess.Popen([python312, "-I", "-B", "-c", AUDIT, str(unzipped), str(runtime_client)],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen([python312, "-I", "-B", "-c", AUDIT, str(task), str(runtime_client)],
+                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
-        finished = api.done.wait(timeout=120)
+        finished = api.done.wait(timeout=180)
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=30)
         api.close()
     assert finished, err[-3000:]
     assert api.init_error is None, api.init_error
+    assert "COMPILED" not in err, [line for line in err.splitlines() if "COMPILED" in line][:5]
+    assert files_of(task) == before  # /var/task is read-only on Lambda: nothing written
     answers = api.answers()
-    assert [kind for kind, _ in answers] == ["response"] * 4, answers
-    health, card, good, bad = (payload for _, payload in answers)
+    assert [kind for kind, _ in answers] == ["response"] * len(events), answers
+    return [payload for _, payload in answers], out + err
+
+
+def test_the_runtime_client_runs_the_bundle_under_python_312(unzipped, runtime_client, python312,
+                                                             tmp_path):
+    events = [event("GET", "/api/health", version="v2"),
+              event("GET", "/api/model", version="v2"),
+              event("POST", "/api/predict", body={"features": example("malignant")}, version="v2"),
+              event("POST", "/api/predict", body={"features": {}}, version="v2")]
+    (health, card, good, bad), logs = run_on_lambda(unzipped, events, runtime_client, python312,
+                                                    tmp_path)
     assert health["statusCode"] == 200 and json.loads(health["body"])["status"] == "ok"
     assert card["statusCode"] == 200
     assert json.loads(card["body"])["name"] == "dect_model"
@@ -104,9 +114,29 @@ def test_the_runtime_client_runs_the_bundle_under_python_312(unzipped, runtime_c
     assert json.loads(good["body"])["predictions"] == ["malignant"]
     assert bad["statusCode"] == 400
     assert json.loads(bad["body"])["error"]["code"] == "missing_feature"
-    assert "COMPILED" not in err, [line for line in err.splitlines() if "COMPILED" in line][:5]
-    assert files_of(unzipped) == before  # /var/task is read-only on Lambda: nothing written
-    assert '"event": "model_loaded"' in out + err  # the function's own log line reached the logs
+    assert '"event": "model_loaded"' in logs  # the function's own log line reached the logs
+    assert not any(p.name.startswith("pandas") for p in unzipped.iterdir())  # not needed here
+
+
+def test_a_dataframe_pipelines_bundle_carries_pandas_and_answers_as_the_estimator(
+        tmp_path_factory, runtime_client, python312, tmp_path):
+    # A ColumnTransformer selecting columns by name, set_output(pandas), saved with joblib
+    fit = fitted.frame_regressor(tmp_path_factory.mktemp("fit"))
+    served = tmp_path_factory.mktemp("served")
+    manifest = package_model.package(fit.model_file, fit.data_file, served, target=fit.target)
+    assert [r.split("==")[0] for r in manifest["requires"]] == ["pandas"]
+    archive = build_lambda.build(tmp_path_factory.mktemp("dist"), served, deps=True)
+    task = tmp_path_factory.mktemp("var-task")
+    with zipfile.ZipFile(archive) as z:
+        z.extractall(task)
+    assert sum(p.stat().st_size for p in task.rglob("*") if p.is_file()) < build_lambda.LAMBDA_LIMIT
+    assert (task / "pandas").is_dir()
+    rows = fitted.rows(fit.frame)
+    events = [event("POST", "/api/predict", body={"instances": rows}, version="v2")]
+    (answer,), _ = run_on_lambda(task, events, runtime_client, python312, tmp_path)
+    assert answer["statusCode"] == 200, answer["body"][:500]
+    predictions = json.loads(answer["body"])["predictions"]
+    assert predictions == pytest.approx(list(fit.estimator.predict(fit.frame)), rel=1e-12)
 
 
 def test_the_built_zip_is_the_same_bytes_twice(tmp_path):
@@ -124,3 +154,17 @@ def test_the_served_model_is_one_setting(monkeypatch, tmp_path):
                           "--out", str(tmp_path / "dist")], capture_output=True, text=True,
                          env={**os.environ, "MODEL_DIR": str(tmp_path)})
     assert out.returncode != 0 and "has no manifest.json" in out.stderr
+
+
+def test_sourceless_bytecode_imports_under_python_312_with_no_source_left(tmp_path, python312):
+    # the fallback for a bundle that would pass 250 MB with bytecode beside its sources
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("from .mod import VALUE\n")
+    (package / "mod.py").write_text("VALUE = 6 * 7\n")
+    build_lambda.compile_bytecode(tmp_path, python312, sourceless=True)
+    assert sorted(p.name for p in package.iterdir()) == ["__init__.pyc", "mod.pyc"]
+    out = subprocess.run([python312, "-I", "-B", "-c",
+                          f"import sys; sys.path[:0] = [{str(tmp_path)!r}]; import pkg; "
+                          "print(pkg.VALUE)"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "42"
