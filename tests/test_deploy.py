@@ -1,5 +1,7 @@
 """What production runs: the same handler in a Lambda bundle, and the Netlify proxy rule to it."""
+import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -199,3 +201,128 @@ def test_the_smoke_test_passes_on_a_live_site_and_fails_on_a_dead_one(runtime):
     dead = subprocess.run([*smoke, "http://127.0.0.1:9", "--wait", "0"], capture_output=True,
                           text=True)
     assert dead.returncode == 1 and "FAILED" in dead.stderr
+
+
+# scripts/deploy.sh's own logic, with stand-ins for the clouds' command-line clients on PATH
+FAKE_AWS = """#!/bin/bash
+echo "aws $*" >> "$FAKE_LOG"
+case "$*" in
+  *"configure get region"*) exit 1 ;;
+  *StackStatus*) [ "$FAKE_STACK_STATUS" = NONE ] && exit 255; echo "$FAKE_STACK_STATUS" ;;
+  *FunctionUrl*) echo "$FAKE_URL" ;;
+  *get-account-settings*) echo "$FAKE_LIMITS" ;;
+esac
+"""
+FAKE_SAM = '#!/bin/bash\necho "sam $*" >> "$FAKE_LOG"\n'
+FAKE_NETLIFY = """#!/bin/bash
+echo "netlify $* url=$PREDICT_FUNCTION_URL" >> "$FAKE_LOG"
+case "$1" in
+  deploy) printf 'Deploy complete\\n{\\n  "deploy_id": "d1",\\n  "deploy_url": "https://d1--demo.netlify.app"\\n}\\n' ;;
+  api) echo '{"id": "d1", "ssl_url": "https://demo.netlify.app"}' ;;
+esac
+"""
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    """A copy of what deploy.sh reads, with fake aws, sam and netlify clients."""
+    folder = tmp_path / "repo"
+    for part in ("scripts", "deploy", "site", "netlify.toml", "model/manifest.json"):
+        target = folder / part
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if (ROOT / part).is_dir() else shutil.copy)(ROOT / part, target)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("aws", FAKE_AWS), ("sam", FAKE_SAM), ("netlify", FAKE_NETLIFY)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    (folder / "dist" / "lambda" / "predict").mkdir(parents=True)
+    manifest = (folder / "model" / "manifest.json").read_bytes()
+    (folder / "dist" / "lambda.stamp").write_text(f"no-git {hashlib.sha256(manifest).hexdigest()}\n")
+    log = tmp_path / "calls.log"
+    log.touch()
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "FAKE_LOG": str(log),
+           "PYTHON": sys.executable, "NETLIFY": str(bin_dir / "netlify"),
+           "AWS_REGION": "eu-west-1", "FAKE_STACK_STATUS": "NONE", "FAKE_LIMITS": "1000 1000",
+           "FAKE_URL": "https://abc.lambda-url.eu-west-1.on.aws/",
+           "NETLIFY_AUTH_TOKEN": "token", "NETLIFY_SITE_ID": "site-1"}
+
+    def run(step, **extra):
+        out = subprocess.run(["bash", str(folder / "scripts" / "deploy.sh"), step],
+                             capture_output=True, text=True, env={**env, **extra}, cwd=tmp_path)
+        return out, log.read_text().splitlines()
+    return folder, run
+
+
+def test_the_function_step_deploys_the_stack_in_the_region_to_the_bundle_bucket(checkout):
+    _, run = checkout
+    out, calls = run("function", ARTIFACT_BUCKET="bundles")
+    assert out.returncode == 0, out.stderr
+    (sam,) = [c for c in calls if c.startswith("sam deploy")]
+    assert "--region eu-west-1" in sam and "--s3-bucket bundles --s3-prefix dect-model" in sam
+    assert "--template-file deploy/template.yaml" in sam
+
+
+def test_the_function_step_refuses_a_reservation_a_new_accounts_quota_cannot_give(checkout):
+    _, run = checkout
+    out, calls = run("function", FAKE_LIMITS="10 10")
+    assert out.returncode == 2 and "cannot reserve 10" in out.stderr
+    assert not any(c.startswith("sam deploy") for c in calls)
+    out, calls = run("function", FAKE_LIMITS="10 10", SAM_PARAMETERS="ReservedConcurrency=0")
+    assert out.returncode == 0, out.stderr
+    assert "--parameter-overrides ReservedConcurrency=0" in calls[-1]
+
+
+def test_the_function_step_clears_a_stack_whose_first_creation_failed(checkout):
+    _, run = checkout
+    out, calls = run("function", FAKE_STACK_STATUS="ROLLBACK_COMPLETE")
+    assert out.returncode == 0, out.stderr
+    deleted = next(i for i, c in enumerate(calls) if "delete-stack" in c)
+    assert "wait stack-delete-complete" in calls[deleted + 1]
+    assert calls[-1].startswith("sam deploy")
+
+
+def test_the_function_step_refuses_a_bundle_built_from_something_else(checkout):
+    folder, run = checkout
+    (folder / "dist" / "lambda.stamp").write_text("stale\n")
+    out, calls = run("function")
+    assert out.returncode == 2 and "was not built from this commit and model" in out.stderr
+    assert calls == []
+
+
+def test_the_function_step_needs_a_region(checkout):
+    _, run = checkout
+    out, _ = run("function", AWS_REGION="")
+    assert out.returncode == 2 and "set AWS_REGION" in out.stderr
+
+
+def test_the_site_step_builds_with_the_stacks_url_and_uploads_a_draft_then_publish_makes_it_live(
+        checkout):
+    folder, run = checkout
+    out, calls = run("site")
+    assert out.returncode == 0, out.stderr
+    build_call, deploy_call = [c for c in calls if c.startswith("netlify")]
+    assert build_call.startswith("netlify build --offline")
+    assert build_call.endswith("url=https://abc.lambda-url.eu-west-1.on.aws/")
+    assert "--prod" not in deploy_call and "--dir site --site site-1" in deploy_call
+    assert (folder / "dist" / "draft-url.txt").read_text().strip() == "https://d1--demo.netlify.app"
+    # publish: that very draft goes live (the smoke test against it then fails here: no site)
+    out, calls = run("publish")
+    assert '"deploy_id": "d1"' in calls[-1] and "restoreSiteDeploy" in calls[-1]
+    assert "live at https://demo.netlify.app" in out.stdout
+
+
+def test_the_deploy_scripts_reservation_default_is_the_templates():
+    template = yaml.safe_load(TEMPLATE.read_text().replace("!", ""))
+    default = template["Parameters"]["ReservedConcurrency"]["Default"]
+    assert f"DEFAULT_RESERVED={default} " in (ROOT / "scripts" / "deploy.sh").read_text()
+
+
+def test_the_bootstrap_template_passes_cfn_lint_and_trusts_main_only():
+    bootstrap = ROOT / "deploy" / "bootstrap.yaml"
+    out = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(bootstrap)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = bootstrap.read_text()
+    assert '!Sub "repo:${Repository}:ref:refs/heads/main"' in text
+    assert "ExpirationInDays: 30" in text
