@@ -1,6 +1,7 @@
 """What production runs: the same handler in a Lambda bundle, and the Netlify proxy rule to it."""
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -98,7 +99,8 @@ def test_the_workflow_tests_then_builds_deploys_the_function_then_the_site_then_
     assert deploy["needs"] == "test"
     assert "pull_request" in deploy["if"] and "refs/heads/main" in deploy["if"]
     order = [r for r in run_steps(deploy) if r.startswith("bash scripts/deploy.sh")]
-    assert order == [f"bash scripts/deploy.sh {s}" for s in ("build", "function", "site", "smoke")]
+    assert order == [f"bash scripts/deploy.sh {s}"
+                     for s in ("build", "function", "site", "smoke", "publish")]
     uses = [step.get("uses", "") for step in deploy["steps"]]
     assert uses.index(next(u for u in uses if "configure-aws-credentials" in u)) < \
         len(uses) - len(order)  # credentials before the first deploy step
@@ -118,9 +120,17 @@ def test_every_action_and_tool_in_the_workflow_is_pinned(workflow):
     for job in workflow["jobs"].values():
         for step in job["steps"]:
             if "uses" in step:
-                assert "@v" in step["uses"], step["uses"]
+                assert re.fullmatch(r"[\w-]+/[\w-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
             if "setup-sam" in step.get("uses", ""):
                 assert step["with"]["version"].count(".") == 2
+
+
+def test_each_secret_reaches_only_the_steps_that_use_it(workflow):
+    for job in workflow["jobs"].values():
+        assert "secrets." not in str(job.get("env", {}))
+        for step in job["steps"]:
+            if "NETLIFY_AUTH_TOKEN" in str(step.get("env", {})):
+                assert step["run"] in ("bash scripts/deploy.sh site", "bash scripts/deploy.sh publish")
 
 
 def test_actionlint_finds_nothing_in_the_workflow():
