@@ -1,9 +1,12 @@
 """Why the model answered what it did, per row.
 
-Owns: for decision trees, the decision path in readable steps and each feature's
-contribution to the predicted probability (or value) along that path, so that the base
-value plus the contributions equals the prediction; for linear models, each feature's
-contribution to the decision function. Other estimators get no explanation.
+Owns: for decision trees, the decision path in readable steps (with the share of the
+answer, or the value, before and after each step), each feature's contribution along that
+path (the base value plus the contributions equals the prediction), the training samples
+in the leaf, and for classifiers what would change the answer: per measurement on the
+path, the smallest change of that one measurement that makes the tree answer something
+else, found exactly from the tree. For linear models, each feature's contribution to the
+decision function. Other estimators get no explanation.
 """
 from __future__ import annotations
 
@@ -46,6 +49,8 @@ def _tree(tree_model, X, names, predicted) -> list[dict]:
     feature, threshold = tree.feature.tolist(), tree.threshold.tolist()
     left = tree.children_left.tolist()
     paths = tree_model.decision_path(X)
+    leaves = tree_model.apply(X).tolist()
+    samples = tree.weighted_n_node_samples.tolist()
     out = []
     for i, label in enumerate(predicted):
         k = int(np.flatnonzero(classes == label)[0]) if classes is not None else 0
@@ -60,12 +65,81 @@ def _tree(tree_model, X, names, predicted) -> list[dict]:
             went_left = child == left[parent]
             steps.append({"feature": names[j], "op": "<=" if went_left else ">",
                           "threshold": cut, "value": row[j],
+                          "before": value[parent], "after": value[child],
                           "text": f"{names[j]} is {row[j]:.4g}, "
                                   f"{'at most' if went_left else 'above'} {cut:.4g}"})
-        out.append({"method": "decision_path",
-                    "space": "probability" if classes is not None else "value",
-                    "target": label, "base_value": value[nodes[0]],
-                    "contributions": _contribution_list(names, contrib), "path": steps})
+        explanation = {"method": "decision_path",
+                       "space": "probability" if classes is not None else "value",
+                       "target": label, "base_value": value[nodes[0]],
+                       "contributions": _contribution_list(names, contrib), "path": steps,
+                       "leaf": _leaf(tree, leaves[i], samples, classes)}
+        if classes is not None:
+            explanation["changes"] = _changes(tree_model, X[i], names, steps, label)
+        out.append(explanation)
+    return out
+
+
+def _leaf(tree, node: int, samples: list, classes) -> dict:
+    """Given a leaf, return how many training samples ended there (per class, if any)."""
+    leaf = {"samples": int(round(samples[node]))}
+    if classes is not None:
+        shares = tree.value[node, 0, :] / tree.value[node, 0, :].sum()
+        leaf["counts"] = {str(c): int(round(s * samples[node])) for c, s in zip(classes, shares)}
+    return leaf
+
+
+def _nearest_readable(cut: float, low: float, high: float, x: float, *, above: bool) -> float:
+    """Return a short decimal just past a tree threshold on one side, within (low, high].
+
+    Trees compare float32 inputs with float64 thresholds, and (low, high] is the stretch
+    before the next threshold on that measurement, so the tree's answer for the returned
+    value is the one for every value just past the cut. It stays within a tenth of the
+    distance from the row's value x to the cut, so the change is close to the smallest,
+    and reads "112.78", not "112.79999923706055"."""
+    magnitude = int(np.floor(np.log10(abs(cut)))) if cut else 0
+    near = abs(x - cut) / 10
+    for digits in range(3, 18):
+        scale = 10.0 ** (digits - 1 - magnitude)
+        candidate = float((np.ceil(cut * scale) if above else np.floor(cut * scale)) / scale)
+        seen = float(np.float32(candidate))
+        if ((cut < seen <= high) if above else (low < seen <= cut)) and \
+                abs(candidate - cut) <= near:
+            return candidate
+    # Two thresholds closer than 4 figures: the next float32, written as short as it reads.
+    return float(str(np.nextafter(np.float32(cut), np.float32(np.inf if above else -np.inf))))
+
+
+def _changes(tree_model, x: np.ndarray, names: list[str], steps: list[dict], label) -> list[dict]:
+    """Given one row and its path, return per path feature the smallest change of that one
+    measurement that makes the tree answer another class, smallest relative change first.
+
+    The leaf depends only on the measurements tested on the path, so trying each side of
+    every threshold the tree has for one of them (the others fixed) covers every answer
+    that changing it alone can give."""
+    tree = tree_model.tree_
+    out = []
+    for name in dict.fromkeys(s["feature"] for s in steps):
+        j = names.index(name)
+        cuts = np.unique(tree.threshold[tree.feature == j]).tolist()
+        bounds = [-np.inf, *cuts, np.inf]
+        sides = [(c, k, above) for k, c in enumerate(cuts) for above in (True, False)
+                 if (x[j] <= c) == above]  # only crossing a cut changes a test
+        candidates = [_nearest_readable(c, bounds[k], bounds[k + 2], x[j], above=above)
+                      for c, k, above in sides]
+        if not candidates:
+            continue
+        grid = np.repeat(x[None, :], len(candidates), axis=0)
+        grid[:, j] = candidates
+        answers = tree_model.predict(grid)
+        best = None
+        for value, (cut, _, above), answer in zip(candidates, sides, answers):
+            if answer != label and (best is None or abs(value - x[j]) < abs(best["to"] - x[j])):
+                best = {"feature": name, "from": float(x[j]), "to": value,
+                        "op": ">" if above else "<=", "threshold": cut,
+                        "label": answer.item() if hasattr(answer, "item") else answer}
+        if best is not None:
+            out.append(best)
+    out.sort(key=lambda c: abs(c["to"] - c["from"]) / (abs(c["from"]) or 1.0))
     return out
 
 
