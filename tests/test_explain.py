@@ -97,3 +97,22 @@ def test_the_leaf_counts_the_training_samples_that_ended_there(answered):
         assert sum(leaf["counts"].values()) == leaf["samples"] > 0
         for label, p in result["probabilities"].items():
             assert leaf["counts"][label] / leaf["samples"] == pytest.approx(p)
+
+
+def test_the_openapi_document_describes_explanations_and_warnings_in_full():
+    from jsonschema import Draft202012Validator
+    doc = call(event("GET", "/api/openapi.json"))[2]
+    schemas = doc["components"]["schemas"]
+    assert schemas["Explanation"]["oneOf"][1]["properties"]["changes"]["items"]["required"]
+    assert schemas["Warning"]["required"] == ["field", "code", "message"]
+    assert doc["servers"][0]["url"] == "/"
+    feature = manifest()["features"][0]
+    row = schemas["Row"]["properties"][feature["name"]]
+    assert row["examples"] == [float(f"{feature['median']:.4g}")]
+    assert ". Range seen in training:" in row["description"]
+    far = dict(zip(NAMES, sample_rows()[0]), **{NAMES[0]: feature["max"] * 3})
+    answer = call(event("POST", "/api/predict", body={"features": far}))[2]
+    assert answer["results"][0]["warnings"]
+    schema = doc["paths"]["/api/predict"]["post"]["responses"]["200"]["content"][
+        "application/json"]["schema"]
+    Draft202012Validator({**doc, **schema}).validate(answer)
