@@ -61,7 +61,9 @@ function buildField(feature, index) {
   const box = el("div", { class: "field", "data-search": `${nameOf(feature)} ${feature.name}`.toLowerCase() },
     el("label", { for: id, text: nameOf(feature) }), input, hint, error, note);
   inputs.set(feature.name, { feature, input, error, note, box });
-  input.addEventListener("change", () => showFieldState(inputs.get(feature.name), { errors: true }));
+  // Checked as people type (not on blur, which would move the button under their pointer);
+  // an emptied field is only reported on "Check".
+  input.addEventListener("input", () => showFieldState(inputs.get(feature.name), { errors: input.value.trim() !== "" }));
   return box;
 }
 
