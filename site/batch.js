@@ -213,7 +213,8 @@ function showCounts(rows) {
 function showResults(finished) {
   const rows = upload.rows;
   const done = rows.filter((r) => r.result).length;
-  page.resultsSummary.textContent = `${done} of ${rows.length} rows checked; ${rows.length - done} could not be (see why in the table).`;
+  page.resultsSummary.textContent = done === rows.length ? `${done} of ${rows.length} rows checked.`
+    : `${done} of ${rows.length} rows checked; ${rows.length - done} could not be (see why in the table).`;
   showCounts(rows);
   const classification = manifest.task === "classification";
   fillTable(page.resultsTable, ["Row", classification ? "Answer" : "Predicted value", "Problem or note"], rows.map((r) => {

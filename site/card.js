@@ -60,7 +60,7 @@ function confusionChart(confusion, where) {
     text(16, top + (n * cell) / 2, "the truth", { "text-anchor": "middle", class: "axis", transform: `rotate(-90 16 ${top + (n * cell) / 2})` })];
   labels.forEach((label, j) => parts.push(short(label, chars, left + j * cell + cell / 2, top - 10, { "text-anchor": "middle" })));
   matrix.forEach((row, i) => {
-    parts.push(short(labels[i], 8, left - 8, top + i * cell + cell / 2 + 5, { "text-anchor": "end" }));
+    parts.push(short(labels[i], Math.floor((left - 12) / 7.5), left - 8, top + i * cell + cell / 2 + 5, { "text-anchor": "end" }));
     row.forEach((count, j) => {
       const right = i === j;
       const strength = 0.15 + 0.85 * (count / total);
@@ -75,7 +75,7 @@ function confusionChart(confusion, where) {
 }
 
 function rocChart(roc, auc) {
-  const left = 56, top = 12, size = WIDTH - left - 16, bottom = 52;
+  const left = 56, top = 12, size = WIDTH - left - 24, bottom = 52;
   const x = (v) => left + v * size, y = (v) => top + (1 - v) * size;
   const points = roc.fpr.map((f, i) => `${x(f).toFixed(1)},${y(roc.tpr[i]).toFixed(1)}`).join(" ");
   const ticks = [0, 0.25, 0.5, 0.75, 1].flatMap((v) => [
@@ -95,7 +95,7 @@ function rocChart(roc, auc) {
 // One row per measurement: its name (wrapped) on top, a bar and its share below.
 function importanceChart(features) {
   const top = [...features].filter((f) => f.importance > 0).sort((a, b) => b.importance - a.importance).slice(0, TOP_FEATURES);
-  const line = FONT + 4, barHeight = 14, barWidth = WIDTH - 56;
+  const line = FONT + 4, barHeight = 14, barWidth = WIDTH - 76;
   const max = top.length ? top[0].importance : 1;
   const parts = [];
   let yPos = 0;
@@ -106,7 +106,7 @@ function importanceChart(features) {
     const width = (barWidth * f.importance) / max;
     parts.push(svg("rect", { x: 0, y: yPos, height: barHeight, width: width.toFixed(1), class: "importance-bar" },
       svg("title", {}, `${featureLabel(f)}: ${percent(f.importance)} of the model's total importance`)));
-    parts.push(text(width + 6, yPos + barHeight - 2, percent(f.importance)));
+    parts.push(text(width + 6, yPos + barHeight - 2, f.importance < 0.005 ? "under 1%" : percent(f.importance)));
     yPos += barHeight + 10;
   }
   return chart(WIDTH, yPos, `The ${top.length} measurements the model relies on most, with their share of its total importance`, ...parts);

@@ -8,6 +8,19 @@ import { createProblemBox, problemText } from "./problem.js";
 
 let problem = null;
 
+// JSON with objects one key a line and lists of plain values on one (wrapping) line.
+function pretty(value, indent = "") {
+  const inner = indent + "  ";
+  if (Array.isArray(value)) {
+    if (value.every((v) => v === null || typeof v !== "object")) return `[${value.map((v) => JSON.stringify(v)).join(", ")}]`;
+    return `[\n${value.map((v) => inner + pretty(v, inner)).join(",\n")}\n${indent}]`;
+  }
+  if (value && typeof value === "object") {
+    return `{\n${Object.entries(value).map(([k, v]) => `${inner}${JSON.stringify(k)}: ${pretty(v, inner)}`).join(",\n")}\n${indent}}`;
+  }
+  return JSON.stringify(value);
+}
+
 // A code block with a heading and a copy button.
 function codeBlock(title, code, level = "h4") {
   const pre = el("pre", { tabindex: "0" }, el("code", { text: code }));
@@ -26,7 +39,7 @@ function codeBlock(title, code, level = "h4") {
 }
 
 function jsonExamples(url, body, { full }) {
-  const json = JSON.stringify(body, null, 2);
+  const json = pretty(body);
   const blocks = [["curl", `curl -s -X POST ${url} \\\n  -H 'Content-Type: application/json' \\\n  -d '${json}'`]];
   if (full) {
     blocks.push(["Python", `import json, urllib.request\n\nbody = ${json}\nreq = urllib.request.Request(\n    "${url}",\n    data=json.dumps(body).encode(),\n    headers={"Content-Type": "application/json"},\n)\nwith urllib.request.urlopen(req) as r:\n    print(json.load(r)["predictions"])`]);
@@ -51,7 +64,8 @@ function predictSection(manifest, operation) {
     el("p", { text: `${operation.summary || "Predict"}. Every format answers the same JSON: one result per row, with the label (or value), the model's scores, an explanation and warnings. Add ?explain=false to skip explanations.` })];
   for (const [title, about, body, full] of formats) {
     parts.push(el("h3", { text: title }), el("p", { text: about }),
-      ...jsonExamples(url, body, { full }).flatMap(([lang, code]) => codeBlock(`${title}: ${lang}`, code)));
+      ...jsonExamples(url, body, { full }).flatMap(([lang, code], i) => (i === 0 ? codeBlock(`${title}: ${lang}`, code)
+        : [el("details", {}, el("summary", { text: `The same in ${lang}` }), ...codeBlock(`${title}: ${lang}`, code))])));
   }
   parts.push(el("h3", { text: "Many rows: CSV" }), el("p", { text: "A CSV file with a header row of feature names; add Accept: text/csv to get CSV back." }),
     ...codeBlock("CSV: samples.csv", csv),
@@ -112,7 +126,7 @@ async function load() {
   const example = (model.body.examples || [])[0];
   if (!$("try-body").value) $("try-body").value = JSON.stringify({ features: example ? example.features : {} }, null, 2);
   $("try").hidden = false;
-  $("status").textContent = `Model ${model.body.name} ${model.body.version}: ${model.body.features.length} features, in this order: ${model.body.features.map((f) => f.name).join(", ")}.`;
+  $("status").textContent = `Model ${model.body.name} ${model.body.version}, ${model.body.features.length} features (GET /api/model lists them in order).`;
 }
 
 function start() {

@@ -29,8 +29,10 @@ export function className(label) {
 }
 
 // How the pages colour an answer: by the manifest's positive label, never by its name.
+// Only a model with two answers has a "positive" one worth a colour; others stay neutral.
 export function answerKind(manifest, label) {
-  if (manifest.task !== "classification" || manifest.positive_label === undefined) return "neutral";
+  const two = (manifest.labels || []).length === 2;
+  if (manifest.task !== "classification" || manifest.positive_label === undefined || !two) return "neutral";
   return String(label) === String(manifest.positive_label) ? "positive" : "negative";
 }
 
