@@ -57,7 +57,7 @@ function predictSection(manifest, operation) {
   const csv = [names, ...two.map((r) => names.map((n) => r[n]))].map((row) => row.map((v) => (/[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v))).join(",")).join("\n") + "\n";
   const formats = [
     ["One row: features", "An object of feature names and values.", { features: one }, true],
-    ["Many rows: instances", "A list of such objects (or of value lists in feature order).", { instances: two }, false],
+    ["Many rows: instances", "A list of rows, each a list of values in feature order (or an object, as with features).", { instances: two.map((r) => names.map((n) => r[n])) }, false],
     ["Many rows: dataframe_split", "Columns and rows, as pandas' DataFrame.to_dict(orient=\"split\") writes them.", { dataframe_split: { columns: names, data: two.map((r) => names.map((n) => r[n])) } }, false],
   ];
   const parts = [el("h2", { id: "route-predict", text: "POST /api/predict" }),
