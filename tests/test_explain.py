@@ -116,3 +116,36 @@ def test_the_openapi_document_describes_explanations_and_warnings_in_full():
     schema = doc["paths"]["/api/predict"]["post"]["responses"]["200"]["content"][
         "application/json"]["schema"]
     Draft202012Validator({**doc, **schema}).validate(answer)
+
+
+def test_changes_hold_for_a_packaged_tree_with_round_thresholds(tmp_path, monkeypatch):
+    """Iris measurements have one decimal, so the tree's cuts are round (1.75): the change
+    must still go past the cut, for every reference row."""
+    import pickle
+
+    import package_model
+    from sklearn.datasets import load_iris
+    from sklearn.tree import DecisionTreeClassifier
+    from predict import model
+    from test_packaging import write_csv
+    data = load_iris()
+    est = DecisionTreeClassifier(max_depth=3, random_state=0).fit(data.data, data.target)
+    names = ["a", "b", "c", "d"]
+    write_csv(tmp_path / "ref.csv", [*names, "kind"],
+              [[*r, int(t)] for r, t in zip(data.data, data.target)])
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(est))
+    package_model.package(tmp_path / "m.pkl", tmp_path / "ref.csv", tmp_path / "out", target="kind")
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path / "out"))
+    model.reset()
+    rows = data.data.tolist()
+    body = call(event("POST", "/api/predict", body={"instances": rows}))[2]
+    changed, expected = [], []
+    for row, result in zip(rows, body["results"]):
+        for change in result["explanation"]["changes"]:
+            j = names.index(change["feature"])
+            assert len(repr(change["to"])) <= 6, change  # reads "1.76", not "1.7500001"
+            changed.append([*row[:j], change["to"], *row[j + 1:]])
+            expected.append(change["label"])
+    assert changed
+    answers = call(event("POST", "/api/predict", body={"instances": changed}))[2]["predictions"]
+    assert answers == expected

@@ -100,7 +100,10 @@ def _nearest_readable(cut: float, low: float, high: float, x: float, *, above: b
     near = abs(x - cut) / 10
     for digits in range(3, 18):
         scale = 10.0 ** (digits - 1 - magnitude)
-        candidate = float((np.ceil(cut * scale) if above else np.floor(cut * scale)) / scale)
+        step = np.ceil(cut * scale) if above else np.floor(cut * scale)
+        if above and step / scale <= cut:  # a cut with few digits, like 1.75: go one past it
+            step += 1
+        candidate = float(step / scale)
         seen = float(np.float32(candidate))
         if ((cut < seen <= high) if above else (low < seen <= cut)) and \
                 abs(candidate - cut) <= near:
