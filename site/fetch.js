@@ -29,14 +29,14 @@ export function predict(payload, { explain = true } = {}) {
   });
 }
 
-// The request limits from a health answer ({limits: {max_rows, max_body_bytes}} or the same
-// keys at the top), else the defaults above.
+// The request limits from a health answer ({limits: {max_rows, max_body_bytes}}, the same
+// keys at the top, or in capitals), else the defaults above.
 export function limitsFrom(health) {
   const body = (health && health.ok && health.body) || {};
   const given = body.limits || body;
-  const positive = (v) => Number.isInteger(v) && v > 0;
+  const pick = (...keys) => keys.map((k) => given[k]).find((v) => Number.isInteger(v) && v > 0);
   return {
-    maxRows: positive(given.max_rows) ? given.max_rows : DEFAULT_LIMITS.maxRows,
-    maxBodyBytes: positive(given.max_body_bytes) ? given.max_body_bytes : DEFAULT_LIMITS.maxBodyBytes,
+    maxRows: pick("max_rows", "MAX_ROWS") ?? DEFAULT_LIMITS.maxRows,
+    maxBodyBytes: pick("max_body_bytes", "MAX_BODY_BYTES") ?? DEFAULT_LIMITS.maxBodyBytes,
   };
 }

@@ -463,3 +463,19 @@ def test_a_packaged_model_gets_honest_answers_and_a_card_on_its_reference_data(
     shot(pg, f"packaged-{kind}-card")
     pg.context.close()
     assert errors == []
+
+
+@pytest.mark.parametrize("health, sizes", [
+    ({"status": "ok", "limits": {"max_rows": 2, "max_body_bytes": 1048576}}, [2, 2, 1]),
+    ({"status": "ok"}, [5]),  # a function that does not report its limits: the defaults
+])
+def test_batch_chunks_follow_the_limits_health_reports(pg, tmp_path, health, sizes):
+    pg.route("**/api/health", lambda r: r.fulfill(status=200, content_type="application/json",
+                                                  body=json.dumps(health)))
+    seen = []
+    pg.on("request", lambda r: "/api/predict" in r.url and seen.append(
+        len(json.loads(r.post_data)["instances"])))
+    upload(pg, write_rows(tmp_path / "five.csv", [example()] * 5))
+    pg.get_by_role("button", name="Check these samples").click()
+    expect(pg.locator("#results-summary")).to_contain_text("5 of 5 rows checked")
+    assert seen == sizes
