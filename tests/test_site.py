@@ -479,3 +479,23 @@ def test_batch_chunks_follow_the_limits_health_reports(pg, tmp_path, health, siz
     pg.get_by_role("button", name="Check these samples").click()
     expect(pg.locator("#results-summary")).to_contain_text("5 of 5 rows checked")
     assert seen == sizes
+
+
+PAGES = {"/": "#predict-button", "/batch.html": "#file", "/card.html": "#card",
+         "/developers.html": "#try"}
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_every_page_loads_and_says_on_screen_when_the_model_card_cannot_load(pg, path):
+    name = path.strip("/").replace(".html", "") or "index"
+    pg.goto(path)
+    expect(pg.locator(PAGES[path])).to_be_visible()
+    shot(pg, f"page-{name}")
+    pg.route("**/api/model", lambda r: r.fulfill(status=503, body="{}",
+                                                 content_type="application/json"))
+    pg.reload()
+    box = pg.locator("#problem")
+    expect(box).to_contain_text("The model is not available right now")
+    expect(box).to_be_in_viewport()
+    expect(pg.locator(PAGES[path])).to_be_hidden()  # nothing to press that cannot work
+    shot(pg, f"page-{name}-unavailable")
