@@ -41,5 +41,6 @@ export function heldOut(manifest) {
   const m = manifest.metrics;
   if (!m) return false;
   if (typeof m.held_out === "boolean") return m.held_out;
-  return Boolean(manifest.training_data && manifest.training_data.split);
+  if (manifest.training_data && manifest.training_data.split) return true;
+  return /^held[- ]out/i.test(m.data || "");
 }

@@ -205,6 +205,7 @@ function markStale() {
   if (page.result.hidden) return;
   page.result.classList.add("stale");
   page.stale.hidden = false;
+  page.status.textContent = "You changed a value: the answer below is out of date.";
 }
 
 function hideResult() {

@@ -173,6 +173,7 @@ def test_editing_a_value_marks_the_answer_out_of_date(pg):
     field(pg, BY_IMPORTANCE[0]["name"]).fill("100")
     expect(pg.locator("#result")).to_have_class(re.compile("stale"))
     expect(pg.locator("#result-stale")).to_contain_text("Out of date")
+    expect(pg.locator("#status")).to_have_text("You changed a value: the answer below is out of date.")
     shot(pg, "stale-answer")
 
 
