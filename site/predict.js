@@ -43,7 +43,7 @@ const cannotBeNegative = (f) => f.type !== "categorical" && typeof f.min === "nu
 function rangeHint(f) {
   if (f.type === "categorical") return `One of: ${f.categories.join(", ")}`;
   const p = f.percentiles || {};
-  return p.p25 !== undefined ? `Typical: ${formatNumber(p.p25)} to ${formatNumber(p.p75)}${unitText(f)}` : "";
+  return p.p25 !== undefined ? `Half the training samples had ${formatNumber(p.p25)} to ${formatNumber(p.p75)}${unitText(f)}.` : "";
 }
 
 function buildField(feature, index) {
@@ -230,6 +230,8 @@ function trackRecord(label, explanation) {
     lines.push(heldOut(manifest) && m && m.mae !== undefined
       ? `On ${m.rows} cases it had never seen, its answers were off by ${formatNumber(m.mae)} on average.`
       : "How far off its answers are on new cases is not known: it was not tested on cases kept aside from its training.");
+    const leaf = explanation && explanation.leaf;
+    if (leaf) lines.push(`This value is the average of the ${leaf.samples} training sample${leaf.samples === 1 ? "" : "s"} that ended where this one did.`);
     return lines;
   }
   if (!heldOut(manifest)) {
@@ -323,7 +325,7 @@ function showReasons(explanation) {
 function showResult(result) {
   const label = result.label ?? result.value;
   const words = (manifest.label_descriptions || {})[String(label)];
-  const shown = manifest.task === "classification" ? className(label) : formatNumber(label);
+  const shown = manifest.task === "classification" ? className(label) : `Predicted value: ${formatNumber(label)}`;
   page.label.textContent = words ? `${shown}: ${words}` : String(shown);
   page.result.dataset.answer = answerKind(manifest, label);
   page.confidence.replaceChildren(...[...trackRecord(label, result.explanation), ...scoreLines(result, label)]

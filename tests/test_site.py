@@ -14,7 +14,6 @@ import pytest
 from playwright.sync_api import expect
 
 from support import LocalRuntime, call, event, example, manifest
-from test_browser import ARGS, CHROMIUM, browser  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=20_000)
@@ -50,7 +49,7 @@ def width(request):
 
 
 @pytest.fixture
-def pg(browser, runtime, width):  # noqa: F811
+def pg(browser, runtime, width):
     """A fresh page at the test's width on the committed model; fails on a page error."""
     errors = []
     page = open_page(browser, runtime.url, width, errors, permissions=["clipboard-read",
@@ -428,7 +427,7 @@ WORDS = {  # what the answer says about its confidence and its reasons, per kind
     "categorical-pipeline": ("How often this answer is right is not known",
                              "This model gives no explanation of its answers"),
     "regression": ("How far off its answers are on new cases is not known",
-                   "Each average is of the training samples"),
+                   "This value is the average of the"),
     "numbered-classes": ("How often this answer is right is not known",
                          "Each share is of the training samples"),
 }
@@ -436,7 +435,7 @@ WORDS = {  # what the answer says about its confidence and its reasons, per kind
 
 @pytest.mark.parametrize("kind", PACKAGED)
 def test_a_packaged_model_gets_honest_answers_and_a_card_on_its_reference_data(
-        browser, packaged_runtimes, width, kind):  # noqa: F811
+        browser, packaged_runtimes, width, kind):
     manifest_, runtime = packaged_runtimes(kind)
     errors = []
     pg = open_page(browser, runtime.url, width, errors)
