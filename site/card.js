@@ -166,7 +166,7 @@ function render(manifest) {
   if (m) {
     $("metrics-intro").textContent = unseen
       ? `Measured on ${m.rows} cases kept aside and never seen in training (${m.data}).`
-      : `Measured on ${m.rows} cases of the reference data, not on cases kept aside: ${m.data}. If the model learned from these cases, it will do worse on new ones.`;
+      : `Measured on the ${m.rows} cases of the reference data, not on cases kept aside from training. If the model learned from these cases, it will do worse on new ones than these figures say.`;
     $("metrics").replaceChildren(el("tbody", {}, ...metricRows(m, manifest, where)));
   } else {
     $("metrics-intro").textContent = "Not measured: the model was packaged without a target column, so how good it is is not known.";
