@@ -73,9 +73,11 @@ def _tree(tree_model, X, names, predicted) -> list[dict]:
                        "target": label, "base_value": value[nodes[0]],
                        "contributions": _contribution_list(names, contrib), "path": steps,
                        "leaf": _leaf(tree, leaves[i], samples, classes)}
-        if classes is not None:
-            explanation["changes"] = _changes(tree_model, X[i], names, steps, label)
         out.append(explanation)
+    if classes is not None:
+        changes = _all_changes(tree_model, X, names, [e["path"] for e in out], list(predicted))
+        for explanation, row_changes in zip(out, changes):
+            explanation["changes"] = row_changes
     return out
 
 
@@ -112,37 +114,63 @@ def _nearest_readable(cut: float, low: float, high: float, x: float, *, above: b
     return float(str(np.nextafter(np.float32(cut), np.float32(np.inf if above else -np.inf))))
 
 
-def _changes(tree_model, x: np.ndarray, names: list[str], steps: list[dict], label) -> list[dict]:
-    """Given one row and its path, return per path feature the smallest change of that one
-    measurement that makes the tree answer another class, smallest relative change first.
+def _side_value(cut: float, *, above: bool) -> float:
+    """Return the value nearest a threshold that the tree sends to one side of it (trees
+    compare float32 inputs with float64 thresholds)."""
+    seen = np.float32(cut)
+    if above and float(seen) <= cut:
+        seen = np.nextafter(seen, np.float32(np.inf))
+    elif not above and float(seen) > cut:
+        seen = np.nextafter(seen, np.float32(-np.inf))
+    return float(seen)
+
+
+def _all_changes(tree_model, X: np.ndarray, names: list[str], paths: list[list[dict]],
+                 labels: list) -> list[list[dict]]:
+    """Given rows, their paths and answers, return per row and per path feature the smallest
+    change of that one measurement that makes the tree answer another class, smallest
+    relative change first.
 
     The leaf depends only on the measurements tested on the path, so trying each side of
     every threshold the tree has for one of them (the others fixed) covers every answer
-    that changing it alone can give."""
+    that changing it alone can give. Every try of every row goes through one predict call;
+    only each winner is then written as a short decimal, in the same stretch between
+    thresholds, so the tree's answer for it is the same."""
     tree = tree_model.tree_
-    out = []
-    for name in dict.fromkeys(s["feature"] for s in steps):
-        j = names.index(name)
-        cuts = np.unique(tree.threshold[tree.feature == j]).tolist()
-        bounds = [-np.inf, *cuts, np.inf]
-        sides = [(c, k, above) for k, c in enumerate(cuts) for above in (True, False)
-                 if (x[j] <= c) == above]  # only crossing a cut changes a test
-        candidates = [_nearest_readable(c, bounds[k], bounds[k + 2], x[j], above=above)
-                      for c, k, above in sides]
-        if not candidates:
+    cuts = {j: np.unique(tree.threshold[tree.feature == j]).tolist()
+            for j in set(tree.feature.tolist()) if j >= 0}
+    sides = {j: [(_side_value(c, above=True), _side_value(c, above=False)) for c in cs]
+             for j, cs in cuts.items()}
+    tries = []  # (row, feature, cut index, above, value)
+    for i, steps in enumerate(paths):
+        x = X[i]
+        for j in dict.fromkeys(names.index(s["feature"]) for s in steps):
+            for k, c in enumerate(cuts[j]):
+                above = bool(x[j] <= c)  # only crossing a cut changes a test
+                tries.append((i, j, k, above, sides[j][k][0 if above else 1]))
+    if not tries:
+        return [[] for _ in paths]
+    rows = np.array([t[0] for t in tries])
+    grid = X[rows].copy()
+    grid[np.arange(len(tries)), [t[1] for t in tries]] = [t[4] for t in tries]
+    answers = tree_model.predict(grid).tolist()
+    best: dict[tuple[int, int], tuple] = {}
+    for (i, j, k, above, value), answer in zip(tries, answers):
+        if answer == labels[i]:
             continue
-        grid = np.repeat(x[None, :], len(candidates), axis=0)
-        grid[:, j] = candidates
-        answers = tree_model.predict(grid)
-        best = None
-        for value, (cut, _, above), answer in zip(candidates, sides, answers):
-            if answer != label and (best is None or abs(value - x[j]) < abs(best["to"] - x[j])):
-                best = {"feature": name, "from": float(x[j]), "to": value,
-                        "op": ">" if above else "<=", "threshold": cut,
-                        "label": answer.item() if hasattr(answer, "item") else answer}
-        if best is not None:
-            out.append(best)
-    out.sort(key=lambda c: abs(c["to"] - c["from"]) / (abs(c["from"]) or 1.0))
+        distance = abs(value - X[i, j])
+        if (i, j) not in best or distance < best[(i, j)][0]:
+            best[(i, j)] = (distance, k, above, answer)
+    out = [[] for _ in paths]
+    for (i, j), (_, k, above, answer) in best.items():
+        bounds = [-np.inf, *cuts[j], np.inf]
+        x, cut = float(X[i, j]), cuts[j][k]
+        out[i].append({"feature": names[j], "from": x,
+                       "to": _nearest_readable(cut, bounds[k], bounds[k + 2], x, above=above),
+                       "op": ">" if above else "<=", "threshold": cut,
+                       "label": answer.item() if hasattr(answer, "item") else answer})
+    for changes in out:
+        changes.sort(key=lambda c: abs(c["to"] - c["from"]) / (abs(c["from"]) or 1.0))
     return out
 
 
