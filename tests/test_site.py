@@ -364,6 +364,12 @@ def test_the_developers_page_starts_with_predict_in_every_format_and_copies(pg, 
         body = json.loads(code.split("-d '", 1)[1].rsplit("'", 1)[0])
         status, _, answer = call(event("POST", "/api/predict", body=body))
         assert status == 200, answer
+    pg.get_by_role("button", name="Copy: CSV: samples.csv").click()
+    expect(pg.get_by_text("Copied.")).to_have_count(4)
+    text = pg.evaluate("navigator.clipboard.readText()")
+    status, _, answer = call(event("POST", "/api/predict", body=text,
+                                   headers={"content-type": "text/csv"}))
+    assert status == 200 and len(answer["results"]) == 2, answer
     overflowing = pg.evaluate("""[...document.querySelectorAll('pre')]
         .filter((p) => p.scrollWidth > p.clientWidth + 1).length""")
     assert overflowing == 0
