@@ -1,6 +1,7 @@
-// Reading and writing CSV text (RFC 4180: quoted fields, "" escapes, CRLF or LF).
+// Reading and writing CSV text (RFC 4180: quoted fields, "" escapes, CRLF or LF), with
+// the separator of the file: "," or ";" (what spreadsheets write where "," is the decimal mark).
 
-export function parseCsv(text) {
+export function parseCsv(text, separator = ",") {
   const rows = [];
   let row = [], field = "", quoted = false;
   text = text.replace(/^\uFEFF/, "");
@@ -11,7 +12,7 @@ export function parseCsv(text) {
       else if (ch === '"') quoted = false;
       else field += ch;
     } else if (ch === '"') quoted = true;
-    else if (ch === ",") { row.push(field); field = ""; }
+    else if (ch === separator) { row.push(field); field = ""; }
     else if (ch === "\n" || ch === "\r") {
       if (ch === "\r" && text[i + 1] === "\n") i++;
       row.push(field); rows.push(row); row = []; field = "";
@@ -19,6 +20,14 @@ export function parseCsv(text) {
   }
   if (field !== "" || row.length) { row.push(field); rows.push(row); }
   return rows.filter((r) => r.some((cell) => cell.trim() !== ""));
+}
+
+// The separator of a CSV file: ";" when its header line has more semicolons than commas
+// outside quotes, else ",".
+export function detectSeparator(text) {
+  const header = text.replace(/^\uFEFF/, "").split(/\r?\n/, 1)[0].replace(/"[^"]*"/g, "");
+  const count = (ch) => header.split(ch).length - 1;
+  return count(";") > count(",") ? ";" : ",";
 }
 
 const quote = (value) => {

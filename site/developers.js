@@ -1,28 +1,85 @@
-// The developers' page: each route with curl, Python and JavaScript examples built from the
-// live manifest and OpenAPI document, and a "try it" box.
-import { API, getModel, getOpenApi, problemText, showProblem, hideProblem, el } from "./api.js";
+// The developers' page: predicting first, in every body format the API takes (features,
+// instances, dataframe_split, CSV), then the other routes, each with copyable examples built
+// from the live manifest and OpenAPI document; and a "try it" box.
+import { API, getModel, getOpenApi } from "./fetch.js";
+import { $, el } from "./dom.js";
+import { rounded } from "./format.js";
+import { createProblemBox, problemText } from "./problem.js";
 
-const $ = (id) => document.getElementById(id);
+let problem = null;
 
-function examples(path, method, body) {
-  const url = `${location.origin}${path}`;
-  const json = body ? JSON.stringify(body) : null;
-  const curl = method === "GET" ? `curl -s ${url}` : `curl -s -X POST ${url} \\\n  -H 'Content-Type: application/json' \\\n  -d '${json}'`;
-  const python = method === "GET"
-    ? `import json, urllib.request\n\nwith urllib.request.urlopen("${url}") as r:\n    print(json.load(r))`
-    : `import json, urllib.request\n\nbody = ${json}\nreq = urllib.request.Request("${url}", data=json.dumps(body).encode(),\n                             headers={"Content-Type": "application/json"})\nwith urllib.request.urlopen(req) as r:\n    print(json.load(r)["predictions"])`;
-  const js = method === "GET"
-    ? `const r = await fetch("${url}");\nconsole.log(await r.json());`
-    : `const r = await fetch("${url}", {\n  method: "POST",\n  headers: { "Content-Type": "application/json" },\n  body: JSON.stringify(${json}),\n});\nconsole.log(r.status, await r.json());`;
-  return [["curl", curl], ["Python", python], ["JavaScript", js]];
+// JSON with objects one key a line and lists of plain values on one (wrapping) line.
+function pretty(value, indent = "") {
+  const inner = indent + "  ";
+  if (Array.isArray(value)) {
+    if (value.every((v) => v === null || typeof v !== "object")) return `[${value.map((v) => JSON.stringify(v)).join(", ")}]`;
+    return `[\n${value.map((v) => inner + pretty(v, inner)).join(",\n")}\n${indent}]`;
+  }
+  if (value && typeof value === "object") {
+    return `{\n${Object.entries(value).map(([k, v]) => `${inner}${JSON.stringify(k)}: ${pretty(v, inner)}`).join(",\n")}\n${indent}}`;
+  }
+  return JSON.stringify(value);
 }
 
-function routeSection(path, method, operation, body) {
+// A code block with a heading and a copy button.
+function codeBlock(title, code, level = "h4") {
+  const pre = el("pre", { tabindex: "0" }, el("code", { text: code }));
+  const said = el("span", { class: "hint", role: "status", "aria-live": "polite" });
+  const copy = el("button", { type: "button", class: "copy", text: "Copy", "aria-label": `Copy: ${title}`,
+    onclick: async () => {
+      try {
+        await navigator.clipboard.writeText(code);
+        said.textContent = "Copied.";
+      } catch (err) {
+        window.getSelection().selectAllChildren(pre);
+        said.textContent = "Selected: press Ctrl+C (⌘C on a Mac) to copy.";
+      }
+    } });
+  return [el("div", { class: "copy-row" }, el(level, { text: title }), el("span", {}, said, copy)), pre];
+}
+
+function jsonExamples(url, body, { full }) {
+  const json = pretty(body);
+  const blocks = [["curl", `curl -s -X POST ${url} \\\n  -H 'Content-Type: application/json' \\\n  -d '${json}'`]];
+  if (full) {
+    blocks.push(["Python", `import json, urllib.request\n\nbody = ${json}\nreq = urllib.request.Request(\n    "${url}",\n    data=json.dumps(body).encode(),\n    headers={"Content-Type": "application/json"},\n)\nwith urllib.request.urlopen(req) as r:\n    print(json.load(r)["predictions"])`]);
+    blocks.push(["JavaScript", `const r = await fetch("${url}", {\n  method: "POST",\n  headers: { "Content-Type": "application/json" },\n  body: JSON.stringify(${json.replace(/\n/g, "\n  ")}),\n});\nconsole.log(r.status, await r.json());`]);
+  }
+  return blocks;
+}
+
+function predictSection(manifest, operation) {
+  const url = `${location.origin}${API}/predict`;
+  const names = manifest.features.map((f) => f.name);
+  const examples = (manifest.examples || []).map((e) => Object.fromEntries(names.map((n) => [n, typeof e.features[n] === "number" ? rounded(e.features[n], 6) : e.features[n]])));
+  const one = examples[0] || {};
+  const two = examples.slice(0, 2);
+  const csv = [names, ...two.map((r) => names.map((n) => r[n]))].map((row) => row.map((v) => (/[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v))).join(",")).join("\n") + "\n";
+  const formats = [
+    ["One row: features", "An object of feature names and values.", { features: one }, true],
+    ["Many rows: instances", "A list of rows, each a list of values in feature order (or an object, as with features).", { instances: two.map((r) => names.map((n) => r[n])) }, false],
+    ["Many rows: dataframe_split", "Columns and rows, as pandas' DataFrame.to_dict(orient=\"split\") writes them.", { dataframe_split: { columns: names, data: two.map((r) => names.map((n) => r[n])) } }, false],
+  ];
+  const parts = [el("h2", { id: "route-predict", text: "POST /api/predict" }),
+    el("p", { text: `${operation.summary || "Predict"}. Every format answers the same JSON: one result per row, with the label (or value), the model's scores, an explanation and warnings. Add ?explain=false to skip explanations.` })];
+  for (const [title, about, body, full] of formats) {
+    parts.push(el("h3", { text: title }), el("p", { text: about }),
+      ...jsonExamples(url, body, { full }).flatMap(([lang, code], i) => (i === 0 ? codeBlock(`${title}: ${lang}`, code)
+        : [el("details", {}, el("summary", { text: `The same in ${lang}` }), ...codeBlock(`${title}: ${lang}`, code))])));
+  }
+  parts.push(el("h3", { text: "Many rows: CSV" }), el("p", { text: "A CSV file with a header row of feature names; add Accept: text/csv to get CSV back." }),
+    ...codeBlock("CSV: samples.csv", csv),
+    ...codeBlock("CSV: curl", `curl -s -X POST ${url} \\\n  -H 'Content-Type: text/csv' \\\n  --data-binary @samples.csv`));
+  return el("section", { "aria-labelledby": "route-predict" }, ...parts);
+}
+
+function routeSection(path, method, operation) {
   const id = `route-${operation.operationId}`;
+  const url = `${location.origin}${path}`;
   return el("section", { "aria-labelledby": id },
     el("h2", { id, text: `${method} ${path}` }),
     el("p", { text: operation.summary || "" }),
-    ...examples(path, method, body).flatMap(([name, code]) => [el("h3", { text: name }), el("pre", { tabindex: "0" }, el("code", { text: code }))]));
+    ...codeBlock(`${method} ${path}: curl`, `curl -s ${url}`, "h3"));
 }
 
 async function send(event) {
@@ -30,6 +87,7 @@ async function send(event) {
   const button = $("try-send");
   button.disabled = true;
   $("try-status").textContent = "Sending…";
+  $("try-response").textContent = "";
   try {
     let response;
     try {
@@ -48,26 +106,33 @@ async function send(event) {
   }
 }
 
-async function start() {
-  hideProblem();
+async function load() {
+  problem.hide();
+  $("status").textContent = "Loading the live schema…";
   const [model, spec] = await Promise.all([getModel(), getOpenApi()]);
   if (!model.ok || !spec.ok) {
     $("status").textContent = "";
-    showProblem(problemText(model.ok ? spec : model), start);
+    problem.show(problemText(model.ok ? spec : model), load);
     return;
   }
-  const example = (model.body.examples || [])[0];
-  const body = { features: example ? example.features : {} };
   const sections = [];
   for (const [path, methods] of Object.entries(spec.body.paths)) {
     for (const [method, operation] of Object.entries(methods)) {
-      sections.push(routeSection(path, method.toUpperCase(), operation, method === "post" ? body : null));
+      if (path.endsWith("/predict") && method === "post") sections.unshift(predictSection(model.body, operation));
+      else sections.push(routeSection(path, method.toUpperCase(), operation));
     }
   }
   $("routes").replaceChildren(...sections);
-  if (!$("try-body").value) $("try-body").value = JSON.stringify(body, null, 2);
-  $("status").textContent = `Model ${model.body.name} ${model.body.version}: ${model.body.features.length} features, in this order: ${model.body.features.map((f) => f.name).join(", ")}.`;
+  const example = (model.body.examples || [])[0];
+  if (!$("try-body").value) $("try-body").value = JSON.stringify({ features: example ? example.features : {} }, null, 2);
+  $("try").hidden = false;
+  $("status").textContent = `Model ${model.body.name} ${model.body.version}, ${model.body.features.length} features (GET /api/model lists them in order).`;
 }
 
-$("try-form").addEventListener("submit", send);
+function start() {
+  problem = createProblemBox($("problem"));
+  $("try-form").addEventListener("submit", send);
+  load();
+}
+
 start();

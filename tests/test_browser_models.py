@@ -1,12 +1,11 @@
 """Models fitted the usual way, in a real browser: a person checks the reference CSV on the
 batch page, and every row's prediction equals the estimator's own on the DataFrame."""
 import csv
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 import fitted
 import package_model
@@ -14,17 +13,6 @@ from support import LocalRuntime
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=20_000)  # a cold start loads scikit-learn (and pandas) first
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(params=list(fitted.KINDS))

@@ -13,15 +13,40 @@ from .inputs import MAX_MAGNITUDE
 EXPLAIN_VALUES = ("true", "false", "1", "0")
 
 
+def readable(value: float, figures: int = 4) -> float | int:
+    """Given a number, return it rounded to a few significant figures (no float noise)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if isinstance(value, int) or float(value).is_integer():
+        return int(value)
+    return float(f"{value:.{figures}g}")
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
 def _feature_schema(feature: dict) -> dict:
-    description = feature.get("description") or feature.get("label") or feature["name"]
+    description = _sentence(feature.get("description") or feature.get("label") or feature["name"])
+    if feature.get("unit"):
+        description += f" Unit: {feature['unit']}."
     schema = {**_value_type(feature), "description": description}
     if feature.get("min") is not None:
-        schema["description"] += (f" Seen in training: {feature['min']:g} to {feature['max']:g}; "
-                                  "values outside are accepted with a warning.")
+        schema["description"] += (f" Range seen in training: {feature['min']:g} to "
+                                  f"{feature['max']:g}; values outside it are accepted, "
+                                  "with a warning.")
+    if feature["type"] != "categorical":
+        schema["description"] += f" At most {LARGEST_WORDS}, in size."
     if feature.get("median") is not None:
-        schema["examples"] = [feature["median"]]
+        schema["examples"] = [readable(feature["median"])]
     return schema
+
+
+# The largest size a number may have: what fits a 32-bit float, which trees compute in.
+# The schema keeps the exact bound (generated clients and fuzzers test it); the
+# description says it in words.
+LARGEST_WORDS = "the largest 32-bit float, about 3.4 × 10³⁸"
 
 
 def _value_type(feature: dict) -> dict:
@@ -29,6 +54,63 @@ def _value_type(feature: dict) -> dict:
     if feature["type"] == "categorical":
         return {"enum": feature["categories"]}
     return {"type": feature["type"], "minimum": -MAX_MAGNITUDE, "maximum": MAX_MAGNITUDE}
+
+
+def _explanation_schema() -> dict:
+    """Return the schema of one row's explanation: a tree's path, a linear model's terms, or null."""
+    number = {"type": "number"}
+    contribution = {"type": "object", "required": ["feature", "contribution"], "properties": {
+        "feature": {"type": "string"},
+        "contribution": {**number, "description": "this feature's part of the answer, in the "
+                         "units of `space`: positive pushes towards `target`"}}}
+    step = {"type": "object", "required": ["feature", "op", "threshold", "value", "before",
+                                           "after", "text"], "properties": {
+        "feature": {"type": "string"}, "op": {"enum": ["<=", ">"]},
+        "threshold": {**number, "description": "the tree's cut on this feature"},
+        "value": {**number, "description": "the row's value of the feature"},
+        "before": {**number, "description": "share of training samples of `target` (or the "
+                   "mean value, for a regression tree) at the node before this step"},
+        "after": {**number, "description": "the same, at the node after this step"},
+        "text": {"type": "string"}}}
+    change = {"type": "object", "required": ["feature", "from", "to", "op", "threshold", "label"],
+              "description": "the smallest change of one feature on the path that makes the "
+                             "tree give another answer, the other features unchanged",
+              "properties": {
+                  "feature": {"type": "string"}, "from": number,
+                  "to": {**number, "description": "a value just past `threshold`"},
+                  "op": {"enum": ["<=", ">"], "description": "`to` is at most, or above, "
+                         "`threshold`"},
+                  "threshold": number,
+                  "label": {"description": "the answer the tree gives with that change"}}}
+    common = {"target": {"description": "the answer (label) or value explained"},
+              "base_value": {**number, "description": "the answer's share (or the value) "
+                             "before any feature is looked at"},
+              "contributions": {"type": "array", "items": contribution,
+                                "description": "largest first; zero contributions left out"}}
+    tree = {"type": "object", "required": ["method", "space", "target", "base_value",
+                                           "contributions", "path", "leaf"], "properties": {
+        "method": {"const": "decision_path"}, "space": {"enum": ["probability", "value"]},
+        **common, "path": {"type": "array", "items": step, "description": "root to leaf"},
+        "leaf": {"type": "object", "required": ["samples"], "properties": {
+            "samples": {"type": "integer", "description": "training samples that ended in "
+                        "this leaf"},
+            "counts": {"type": "object", "additionalProperties": {"type": "integer"},
+                       "description": "of those, how many had each label"}}},
+        "changes": {"type": "array", "items": change, "description": "classifiers only; "
+                    "smallest relative change first"}}}
+    linear = {"type": "object", "required": ["method", "space", "target", "base_value",
+                                             "contributions"], "properties": {
+        "method": {"const": "linear"}, "space": {"enum": ["log-odds", "value"]}, **common}}
+    return {"description": "why the model answered this; null when the model offers none "
+                           "(only decision trees and linear models on the raw features do)",
+            "oneOf": [{"type": "null"}, tree, linear]}
+
+
+WARNING = {"type": "object", "required": ["field", "code", "message"], "properties": {
+    "field": {"type": "string"}, "code": {"enum": ["out_of_range"]},
+    "message": {"type": "string"}, "min": {"type": "number"}, "max": {"type": "number"}},
+    "description": "the value is outside the range seen in training: it is used, but the "
+                   "prediction is less reliable"}
 
 
 def _csv_cell(feature: dict) -> str:
@@ -53,8 +135,16 @@ def _csv_example(manifest: dict) -> str:
     names = [f["name"] for f in manifest["features"]]
     examples = [ex["features"] for ex in manifest.get("examples", [])
                 if set(names) <= set(ex.get("features", {}))]
-    rows = [names] + [[str(ex[n]) for n in names] for ex in examples[:1]]
+    rows = [names] + [[str(readable(ex[n])) for n in names] for ex in examples[:1]]
     return "".join(",".join(_csv_text(v) for v in row) + "\n" for row in rows)
+
+
+def _bytes(n: int) -> str:
+    """Given a byte count, return it for a person: '1 MiB (1,048,576 bytes)'."""
+    for unit, size in (("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit} ({n:,} bytes)"
+    return f"{n:,} bytes"
 
 
 def json_ok(schema: dict, description: str) -> dict:
@@ -111,8 +201,8 @@ def openapi_document(manifest: dict, *, max_rows: int, max_body_bytes: int) -> d
     result = {"type": "object", "required": ["warnings"], "properties": {
         "label": label, "value": {"type": "number"},
         "probabilities": {"type": "object", "additionalProperties": {"type": "number"}},
-        "explanation": {"type": ["object", "null"]},
-        "warnings": {"type": "array", "items": {"type": "object"}}}}
+        "explanation": {"$ref": "#/components/schemas/Explanation"},
+        "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/Warning"}}}}
     prediction = {"type": "object", "required": ["model", "predictions", "results"],
                   "properties": {"model": {"type": "object"}, "format": {"type": "string"},
                                  "predictions": {"type": "array", "items": label},
@@ -122,6 +212,8 @@ def openapi_document(manifest: dict, *, max_rows: int, max_body_bytes: int) -> d
         "info": {"title": f"{manifest.get('name')} prediction API",
                  "version": str(manifest.get("version")),
                  "description": manifest.get("description", "")},
+        "servers": [{"url": "/", "description": "the site that serves this document; the "
+                                                 "function's own URL takes the same paths"}],
         "paths": {
             "/api/health": {"get": {"operationId": "health", "summary": "Is the function up; "
                                     "is the model loaded (warm)", "responses": {
@@ -152,12 +244,13 @@ def openapi_document(manifest: dict, *, max_rows: int, max_body_bytes: int) -> d
                         "application/json": {"schema": prediction},
                         "text/csv": {"schema": {"type": "string"}}}},
                     "400": _error("invalid body, format or values; details name each field"),
-                    "413": _error(f"body over {max_body_bytes} bytes or over {max_rows} rows"),
+                    "413": _error(f"body over {_bytes(max_body_bytes)} or over "
+                                  f"{max_rows:,} rows"),
                     "415": _error("content type is neither application/json nor text/csv"),
                     "503": _error("the model is unavailable")}}},
         },
         "components": {"schemas": {
-            "Row": row,
+            "Row": row, "Explanation": _explanation_schema(), "Warning": WARNING,
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {
                 "type": "object", "required": ["code", "message", "details"],
                 "properties": {"code": {"type": "string"}, "message": {"type": "string"},
