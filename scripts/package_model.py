@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import pickle
 import sys
 import warnings
 from pathlib import Path
@@ -23,6 +22,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 import modelcard
+from predict.settings import SettingsError, from_env
+from predict.unpickle import ForbiddenGlobal, restricted_loads
 
 
 CARD_KEYS = {"title", "description", "intended_use", "limitations", "label_descriptions",
@@ -60,10 +61,17 @@ def read_card(path: Path | None, names: list[str]) -> dict:
 def load_estimator(path: Path):
     """Return the unpickled estimator, checked to be a fitted classifier or regressor."""
     try:
-        with open(path, "rb") as f:
-            estimator = pickle.load(f)
+        trusted = from_env().trusted_globals
+    except SettingsError as exc:
+        raise PackagingError(str(exc)) from None
+    try:
+        estimator = restricted_loads(path.read_bytes(), extra=trusted)
     except OSError as exc:
         raise PackagingError(f"cannot read {path}: {exc.strerror}") from None
+    except ForbiddenGlobal as exc:
+        raise PackagingError(f"{path}: {exc}; the function would refuse it too. If that global "
+                             "is your own code and you trust it, list it in TRUSTED_GLOBALS "
+                             "(e.g. TRUSTED_GLOBALS=mypkg.features.Scaler)") from None
     except Exception as exc:  # unpickling can fail in many ways; all mean "not a model file"
         raise PackagingError(f"{path} is not a readable pickle ({type(exc).__name__}); save the "
                              "fitted estimator with pickle.dump(model, f)") from None

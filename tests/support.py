@@ -47,10 +47,30 @@ def event(method: str = "GET", path: str = "/api/health", *, body=None, headers=
     return ev
 
 
-def call(ev: dict):
-    """Call the handler with an event; return (status, headers, parsed JSON body or text)."""
-    from predict import handler
-    resp = handler(ev, None)
+_apps: dict = {}
+
+
+def app():
+    """Return the function's App for the current environment: one per test and setting.
+
+    A test that sets MODEL_DIR (or any setting) gets a fresh App, with a cold model store,
+    on its next call; conftest forgets them all between tests.
+    """
+    from predict.app import build_app
+    from predict.settings import ENV_NAMES
+    key = tuple(os.environ.get(name) for name in ENV_NAMES.values())
+    if key not in _apps:
+        _apps[key] = build_app()
+    return _apps[key]
+
+
+def forget_apps() -> None:
+    _apps.clear()
+
+
+def call(ev: dict, core=None):
+    """Call the function with an event; return (status, headers, parsed JSON body or text)."""
+    resp = (core or app()).handle_event(ev, None)
     body = resp["body"]
     if resp["headers"].get("Content-Type", "").startswith("application/json"):
         body = json.loads(body)

@@ -13,7 +13,6 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeRegressor
 
 import package_model
-from predict import model
 from support import LocalRuntime, call, event
 
 RNG = np.random.default_rng(7)
@@ -71,7 +70,6 @@ def serve(kind, tmp_path, monkeypatch):
     manifest = package_model.package(tmp_path / "model.pkl", tmp_path / "ref.csv", out,
                                      target=target, name=kind)
     monkeypatch.setenv("MODEL_DIR", str(out))
-    model.reset()
     return kind, est, X, manifest, out
 
 

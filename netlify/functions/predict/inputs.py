@@ -44,6 +44,9 @@ def parse_json(body: bytes) -> object:
                          f"column {exc.colno})", code="invalid_json") from None
     except RecursionError:
         raise BadRequest("the body is nested too deeply", code="invalid_json") from None
+    except ValueError:  # an integer of more than sys.get_int_max_str_digits() digits
+        raise BadRequest("the body has a number with too many digits", code="invalid_json") \
+            from None
 
 
 def rows_from_json(doc: object, names: list[str]) -> tuple[list[dict], str]:
