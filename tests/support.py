@@ -80,9 +80,9 @@ def call(ev: dict, core=None):
 class LocalRuntime:
     """scripts/serve.py in a child process on an ephemeral port of 127.0.0.1."""
 
-    def __init__(self, env: dict | None = None):
+    def __init__(self, env: dict | None = None, args: list[str] = ()):
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "scripts" / "serve.py"), "0"],
+            [sys.executable, str(ROOT / "scripts" / "serve.py"), "0", *args],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             env={**os.environ, **(env or {})})
         line = self.proc.stdout.readline()
@@ -90,6 +90,8 @@ class LocalRuntime:
             self.stop()
             raise RuntimeError(f"serve.py did not start: {line!r}")
         self.url = line.split()[-1].rstrip("/")
+        self.host, port = self.url.removeprefix("http://").split(":")
+        self.port = int(port)
 
     def request(self, path: str, *, method: str = "GET", body=None, headers=None):
         """Return (status, headers, body bytes) of one real HTTP request."""
