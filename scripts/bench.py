@@ -114,15 +114,14 @@ def main() -> None:
           f"-> explain costs {many / quiet:.1f}x")
 
     import serve
-    serve.Handler.log_message = lambda *args: None  # no access log while measuring
     server = serve.make_server("127.0.0.1", 0, ROOT / "netlify.toml")
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/api/predict"
+    threading.Thread(target=server.run, daemon=True).start()
+    url = f"http://127.0.0.1:{server.effective_port}/api/predict"
     body = json.dumps({"features": row}).encode()
     http_load(url, body, 20, 1)  # warm
     single = http_load(url, body, args.requests // 2, 1)
     loaded = http_load(url, body, args.requests, args.clients)
-    server.shutdown()
+    server.close()
     print(f"HTTP via the local runtime: 1 client {single['per_s']:.0f} req/s (p50 "
           f"{single['p50_ms']:.1f} ms); {args.clients} clients {loaded['per_s']:.0f} req/s (p50 "
           f"{loaded['p50_ms']:.1f} ms, p95 {loaded['p95_ms']:.1f} ms, errors {loaded['errors']}) "
