@@ -1,6 +1,7 @@
 """The local runtime as a hostile client meets it: raw bytes over 127.0.0.1, one behaviour each."""
 import http.client
 import json
+import shutil
 import socket
 import threading
 
@@ -201,3 +202,11 @@ def test_64_simultaneous_connections_are_all_answered(server):
     for t in threads:
         t.join()
     assert statuses == [200] * 64
+
+
+@pytest.mark.skipif(not shutil.which("wrk"), reason="needs Debian's wrk: bash scripts/setup.sh --dev")
+def test_a_short_load_run_has_no_errors_and_no_failed_answers(capsys):
+    import load
+    rows, _ = load.run(duration=1, connections=[8, 256], explain="false")
+    assert [(r["socket_errors"], r["non_2xx"]) for r in rows] == [(0, 0), (0, 0)]
+    assert all(r["requests"] > 0 for r in rows)
