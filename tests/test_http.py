@@ -208,5 +208,5 @@ def test_64_simultaneous_connections_are_all_answered(server):
 def test_a_short_load_run_has_no_errors_and_no_failed_answers(capsys):
     import load
     rows, _ = load.run(duration=1, connections=[8, 256], explain="false")
-    assert [(r["socket_errors"], r["non_2xx"]) for r in rows] == [(0, 0), (0, 0)]
-    assert all(r["requests"] > 0 for r in rows)
+    assert [(r["socket_errors"], r["non_2xx"]) for r in rows] == [(0, 0), (0, 0)], rows
+    assert all(r["requests"] > 0 for r in rows), rows
