@@ -72,7 +72,7 @@ def call(ev: dict, core=None):
     """Call the function with an event; return (status, headers, parsed JSON body or text)."""
     resp = (core or app()).handle_event(ev, None)
     body = resp["body"]
-    if resp["headers"].get("Content-Type", "").startswith("application/json"):
+    if body and resp["headers"].get("Content-Type", "").startswith("application/json"):
         body = json.loads(body)
     return resp["statusCode"], resp["headers"], body
 
