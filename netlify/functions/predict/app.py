@@ -167,8 +167,7 @@ class App:
 
     def __call__(self, req: Request, *, request_id: str | None = None) -> Response:
         """Given a request, return its response with the common headers; logs one line."""
-        start = time.perf_counter()
-        timing: dict = {"cold": False}
+        timing = new_timing(request_id)
         try:
             resp = self.dispatch(req, timing)
         except ApiError as err:
@@ -176,7 +175,7 @@ class App:
         except Exception:  # a bug: log it whole, answer the one error shape without details
             log.exception("unhandled error")
             resp = error_response(ApiError("internal error; it has been logged"))
-        return self.finish(req, resp, timing, start=start, request_id=request_id)
+        return self.finish(req, resp, timing)
 
     def cors_headers(self, req: Request) -> dict:
         """Return the CORS headers for this request's Origin under the CORS_ORIGINS setting."""
@@ -191,8 +190,7 @@ class App:
         return {"Access-Control-Allow-Origin": allowed, "Vary": "Origin",
                 "Access-Control-Expose-Headers": "ETag, Server-Timing, X-Model-Version"}
 
-    def finish(self, req: Request | None, resp: Response, timing: dict, *, start: float,
-               request_id: str | None = None) -> Response:
+    def finish(self, req: Request | None, resp: Response, timing: dict) -> Response:
         """Add CORS, the model version and Server-Timing to a response; log the invocation."""
         if req is not None:
             resp.headers.update(self.cors_headers(req))
@@ -200,30 +198,32 @@ class App:
             resp.headers["X-Model-Version"] = str(self.store.manifest().get("version"))
         except ApiError:
             pass
-        total = (time.perf_counter() - start) * 1000
+        total = (time.perf_counter() - timing["start"]) * 1000
         parts = [f"{k};dur={timing[k]:.1f}" for k in ("load", "wait", "predict") if k in timing]
         resp.headers["Server-Timing"] = ", ".join([*parts, f"total;dur={total:.1f}"])
-        log_invocation(req, resp.status, timing, total, request_id)
+        log_invocation(req, resp.status, timing, total)
         return resp
 
     def handle_event(self, event: object, context: object = None) -> dict:
         """Given a Lambda/Netlify HTTP event, return the Lambda proxy response dict."""
-        start = time.perf_counter()
         request_id = getattr(context, "aws_request_id", None)
         try:
             req = request_from_event(event)
         except ApiError as err:
-            return lambda_response(self.finish(None, error_response(err), {"cold": False},
-                                               start=start, request_id=request_id))
+            return lambda_response(self.finish(None, error_response(err), new_timing(request_id)))
         return lambda_response(self(req, request_id=request_id))
+
+
+def new_timing(request_id: str | None) -> dict:
+    """Return the record of one invocation's timings, started now."""
+    return {"start": time.perf_counter(), "cold": False, "request_id": request_id}
 
 
 def _ms(timing: dict, key: str) -> float | None:
     return round(timing[key], 2) if key in timing else None
 
 
-def log_invocation(req: Request | None, status: int, timing: dict, total: float,
-                   request_id: str | None) -> None:
+def log_invocation(req: Request | None, status: int, timing: dict, total: float) -> None:
     """Write the one log line of an invocation: never a value from the request's body."""
     if not log.isEnabledFor(logging.INFO):
         return
@@ -232,7 +232,7 @@ def log_invocation(req: Request | None, status: int, timing: dict, total: float,
                          "status": status, "cold": timing.get("cold", False),
                          "duration_ms": round(total, 2), "load_ms": _ms(timing, "load"),
                          "wait_ms": _ms(timing, "wait"), "predict_ms": _ms(timing, "predict"),
-                         "rows": timing.get("rows", 0), "request_id": request_id}))
+                         "rows": timing.get("rows", 0), "request_id": timing.get("request_id")}))
 
 
 def error_response(err: ApiError) -> Response:
@@ -246,14 +246,17 @@ class Misconfigured:
     def __init__(self, error: SettingsError):
         self.error = error
 
-    def __call__(self, req: Request, *, request_id: str | None = None) -> Response:
+    def __call__(self, req: Request | None, *, request_id: str | None = None) -> Response:
         resp = error_response(InvalidSetting(self.error))
-        log_invocation(req, resp.status, {}, 0.0, request_id)
+        log_invocation(req, resp.status, new_timing(request_id), 0.0)
         return resp
 
     def handle_event(self, event: object, context: object = None) -> dict:
-        return lambda_response(self(Request("-", "-"),
-                                    request_id=getattr(context, "aws_request_id", None)))
+        try:
+            req = request_from_event(event)
+        except ApiError:
+            req = None
+        return lambda_response(self(req, request_id=getattr(context, "aws_request_id", None)))
 
 
 def build_app(environ: dict | None = None) -> App | Misconfigured:
