@@ -100,3 +100,18 @@ def test_netlify_build_points_api_at_the_lambda_function(tmp_path):
                             capture_output=True, text=True, timeout=180)
     assert failed.returncode != 0
     assert "PREDICT_FUNCTION_URL is not set" in failed.stdout + failed.stderr
+
+
+def test_netlify_dev_forwards_csv_conditional_requests_and_status(netlify_dev):
+    rows = (ROOT / "model" / "sample.csv").read_text()
+    req = urllib.request.Request(netlify_dev + "/api/predict?explain=false", data=rows.encode(),
+                                 headers={"Content-Type": "text/csv", "Accept": "text/csv"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.headers["Content-Type"].startswith("text/csv")
+        assert r.read().decode().startswith("row,prediction,probability_benign")
+    _, headers, _ = fetch(netlify_dev + "/api/model")
+    req = urllib.request.Request(netlify_dev + "/api/model",
+                                 headers={"If-None-Match": headers["ETag"]})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=30)
+    assert err.value.code == 304
