@@ -36,13 +36,23 @@ class Response:
     @classmethod
     def json(cls, status: int, doc: object, headers: dict | None = None) -> Response:
         """Return a response whose body is doc as compact JSON (NaN becomes null)."""
-        body = json.dumps(jsonable(doc), allow_nan=False, separators=(",", ":")).encode()
-        return cls(status, {"Content-Type": JSON_TYPE, **(headers or {})}, body)
+        try:  # one pass; numpy values met on the way are converted by _plain
+            text = json.dumps(doc, allow_nan=False, separators=(",", ":"), default=_plain)
+        except (ValueError, TypeError):  # a NaN (or a numpy key): the slower walk mends it
+            text = json.dumps(jsonable(doc), allow_nan=False, separators=(",", ":"))
+        return cls(status, {"Content-Type": JSON_TYPE, **(headers or {})}, text.encode())
 
     @classmethod
     def text(cls, status: int, text: str, content_type: str, headers: dict | None = None):
         """Return a response with a text body of the given media type."""
         return cls(status, {"Content-Type": content_type, **(headers or {})}, text.encode())
+
+
+def _plain(value):
+    """json.dumps' fallback: a numpy scalar or array as plain Python; TypeError otherwise."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def jsonable(value):
