@@ -194,12 +194,30 @@ def _range_warning(feature: dict, number: float) -> dict | None:
                        "the prediction is less reliable", "min": low, "max": high}
 
 
+_schema_cache: dict[int, tuple] = {}
+
+
+def _numeric_schema(features: list[dict]) -> tuple:
+    """Return (names, name set, integer columns, lows, highs) of a numeric schema; computed
+    once per manifest (the served manifest's feature list is one object for the process)."""
+    hit = _schema_cache.get(id(features))
+    if hit is None or hit[0] is not features:
+        names = [f["name"] for f in features]
+        ranged = [f.get("min") is not None and f.get("max") is not None for f in features]
+        hit = (features, names, set(names),
+               [j for j, f in enumerate(features) if f["type"] == "integer"],
+               np.array([f["min"] if r else -np.inf for f, r in zip(features, ranged)]),
+               np.array([f["max"] if r else np.inf for f, r in zip(features, ranged)]))
+        _schema_cache.clear()
+        _schema_cache[id(features)] = hit
+    return hit[1:]
+
+
 def _validate_numbers(rows: list[dict], features: list[dict]):
     """Given JSON rows and an all-numeric schema, return (matrix, warnings) when every row
     holds exactly the features with valid plain numbers; None otherwise, so that the
     value-by-value path finds and names each problem with its usual words."""
-    names = [f["name"] for f in features]
-    known = set(names)
+    names, known, whole, lows, highs = _numeric_schema(features)
     if any(row.keys() != known for row in rows):
         return None
     cells = [[row[n] for n in names] for row in rows]
@@ -211,13 +229,8 @@ def _validate_numbers(rows: list[dict], features: list[dict]):
         return None
     if not (np.isfinite(X).all() and (np.abs(X) <= MAX_MAGNITUDE).all()):
         return None
-    whole = [j for j, f in enumerate(features) if f["type"] == "integer"]
     if whole and not (X[:, whole] == np.floor(X[:, whole])).all():
         return None
-    lows = np.array([-np.inf if f.get("min") is None or f.get("max") is None else f["min"]
-                     for f in features])
-    highs = np.array([np.inf if f.get("min") is None or f.get("max") is None else f["max"]
-                      for f in features])
     outside = (X < lows) | (X > highs)
     warnings: list[list[dict]] = [[] for _ in rows]
     for i, j in zip(*np.nonzero(outside)):  # row by row, in feature order

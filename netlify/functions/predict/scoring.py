@@ -61,7 +61,8 @@ def score(loaded: LoadedModel, X: np.ndarray, row_warnings: list[list[dict]], *,
     classification = loaded.manifest.get("task") == "classification"
     predicted, proba = predict_all(estimator, X, classification=classification)
     if explain:
-        with warnings.catch_warnings():
+        import sklearn
+        with sklearn.config_context(assume_finite=True), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="X does not have valid feature names")
             explanations = explain_rows(estimator, X, names, list(predicted))
     classes = [str(c) for c in estimator.classes_] if proba is not None else []
