@@ -50,8 +50,8 @@ def parse_wrk(out: str) -> dict:
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         "requests": int(re.search(r"(\d+) requests in", out).group(1)),
         # anchored: "95.50%" ends the Stdev column of wrk's thread stats, too
-        "p50": _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1)),
-        "p99": _ms(re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1)),
+        "p50": _ms(re.search(r"^\s+50%\s+(\S+)\s*$", out, re.M).group(1)),
+        "p99": _ms(re.search(r"^\s+99%\s+(\S+)\s*$", out, re.M).group(1)),
         "socket_errors": sum(map(int, errors.groups())) if errors else 0,
         "non_2xx": int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out))
         else 0,
