@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from urllib.parse import parse_qsl
 
 from .errors import BadRequest
