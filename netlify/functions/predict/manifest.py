@@ -33,11 +33,6 @@ class Artifact(TypedDict):
     format: str
 
 
-class Versions(TypedDict):
-    python: str
-    numpy: str
-
-
 class Example(TypedDict):
     name: NotRequired[str]
     label: NotRequired[Any]
