@@ -320,3 +320,14 @@ def test_head_answers_like_get_without_a_body():
     resp = app().handle_event(event("HEAD", "/api/health"))
     assert (resp["statusCode"], resp["body"]) == (200, "")
     assert int(resp["headers"]["Content-Length"]) > 0
+
+
+@pytest.mark.parametrize("body, content_type", [
+    ({"features": row(**{"k" * 5000: 1.0})}, "application/json"),
+    ({"features": row(), "k" * 5000: 1}, "application/json"),
+    (csv_body([row(**{"k" * 5000: 1.0})], [*NAMES, "k" * 5000]), "text/csv"),
+], ids=["unknown feature", "unexpected key", "csv header cell"])
+def test_echoed_field_names_are_cut_to_100_characters(body, content_type):
+    status, _, answer = call(post(body, content_type=content_type))
+    assert status == 400
+    assert "k" * 101 not in json.dumps(answer)
