@@ -23,6 +23,7 @@ import time
 import tomllib
 import uuid
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -109,13 +110,12 @@ def headers_for(rules: list[dict], path: str) -> dict:
     return out
 
 
-def error_body(status: int, code: str, message: str) -> bytes:
+def error_body(code: str, message: str) -> bytes:
     """Return the one JSON error body the function also answers with."""
     return json.dumps({"error": {"code": code, "message": message, "details": []}}).encode()
 
 
 def _status_line(status: int) -> str:
-    from http import HTTPStatus
     return f"{status} {HTTPStatus(status).phrase}"
 
 
@@ -141,7 +141,7 @@ class NetlifySite:
         if "\x00" in path:
             return self.page_404(start)
         if any(len(s.encode()) > MAX_SEGMENT_BYTES for s in path.split("/")):
-            return self.answer(start, 414, error_body(414, "uri_too_long", "a path segment is "
+            return self.answer(start, 414, error_body("uri_too_long", "a path segment is "
                                                       f"longer than {MAX_SEGMENT_BYTES} bytes"))
         if path.startswith(FUNCTIONS_PREFIX):
             return self.call_function(environ, start, path, path)
@@ -169,7 +169,7 @@ class NetlifySite:
                 return self.answer(start_response, status, b"", {"Location": target})
             if not target.startswith("/"):
                 return self.answer(start_response, 502, error_body(
-                    502, "proxy_not_supported", "proxying to another host is not supported "
+                    "proxy_not_supported", "proxying to another host is not supported "
                     "locally"))
             if target.split("?")[0].startswith(FUNCTIONS_PREFIX):
                 return self.call_function(environ, start_response, target.split("?")[0], path)
@@ -192,7 +192,7 @@ class NetlifySite:
     def call_function(self, environ, start_response, target: str, original: str):
         name = target[len(FUNCTIONS_PREFIX):].split("/")[0]
         if not name.isidentifier() or not (self.site.functions / name / "__init__.py").is_file():
-            return self.answer(start_response, 404, error_body(404, "not_found",
+            return self.answer(start_response, 404, error_body("not_found",
                                                                "function not found"))
         module = importlib.import_module(name)  # imported once per process: warm afterwards
         result = module.handler(event_from_environ(environ, original), Context(name))
@@ -243,7 +243,7 @@ def _error_task_class(site: Site):
     class SiteErrorTask(ErrorTask):
         def execute(self):
             e = self.request.error
-            body = error_body(e.code, re.sub(r"\W+", "_", e.reason.lower()).strip("_"),
+            body = error_body(re.sub(r"\W+", "_", e.reason.lower()).strip("_"),
                               e.reason.lower())
             self.status = f"{e.code} {e.reason}"
             self.response_headers.extend([("Content-Type", "application/json"),
