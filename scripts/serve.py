@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS_PREFIX = "/.netlify/functions/"
 MAX_PAYLOAD = 6 * 1024 * 1024  # Netlify/Lambda synchronous payload limit
 MAX_SEGMENT_BYTES = 255  # the longest file name most file systems allow
+MAX_PATH_BYTES = 2048  # well under PATH_MAX (4096) once joined to the publish directory
 TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/xml",
               "application/x-www-form-urlencoded", "image/svg+xml")
 # How the runtime's waitress server is tuned: each limit is a waitress adjustment.
@@ -143,6 +144,9 @@ class NetlifySite:
         if any(len(s.encode()) > MAX_SEGMENT_BYTES for s in path.split("/")):
             return self.answer(start, 414, error_body("uri_too_long", "a path segment is "
                                                       f"longer than {MAX_SEGMENT_BYTES} bytes"))
+        if len(path.encode()) > MAX_PATH_BYTES:
+            return self.answer(start, 414, error_body("uri_too_long", "the path is longer "
+                                                      f"than {MAX_PATH_BYTES} bytes"))
         if path.startswith(FUNCTIONS_PREFIX):
             return self.call_function(environ, start, path, path)
         pretty = self.pretty_file(path)

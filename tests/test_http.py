@@ -95,6 +95,15 @@ def test_a_path_segment_over_255_bytes_is_a_414_with_the_error_body(server):
     assert resp.getheader("X-Frame-Options") == "DENY"
 
 
+@pytest.mark.parametrize("extension", [b"", b".html"])
+def test_a_path_over_2048_bytes_is_a_414_with_the_error_body(server, extension):
+    path = b"/" + b"/".join([b"a" * 250] * 20) + extension
+    resp = exchange(server, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert resp.status == 414
+    assert json.loads(resp.body)["error"]["message"] == "the path is longer than 2048 bytes"
+    assert resp.getheader("X-Frame-Options") == "DENY"
+
+
 @pytest.mark.parametrize("path", ["/", "/card", "/style.css", "/api/health", "/api/model"])
 def test_head_works_where_get_does(server, path):
     conn = http.client.HTTPConnection(server.host, server.port, timeout=20)
