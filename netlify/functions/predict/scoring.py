@@ -5,6 +5,7 @@ and the CSV rendering of results.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import warnings
@@ -37,15 +38,22 @@ def _label_from_proba(estimator) -> bool:
             and getattr(_final(estimator), "n_outputs_", 1) == 1)
 
 
-def predict_all(estimator, X: np.ndarray, *, classification: bool):
-    """Given validated rows, return (predictions, probabilities or None), calling the
-    estimator once where its predict() is the argmax of its predict_proba()."""
+@contextlib.contextmanager
+def _validated_input():
+    """Call the estimator on input the function has validated itself."""
     import sklearn
 
-    # The function has already checked every value is finite and within float32's range.
+    # Every value is already checked finite and within float32's range.
     with sklearn.config_context(assume_finite=True), warnings.catch_warnings():
         # A model fitted on a DataFrame warns on arrays; the manifest fixed the column order.
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        yield
+
+
+def predict_all(estimator, X: np.ndarray, *, classification: bool):
+    """Given validated rows, return (predictions, probabilities or None), calling the
+    estimator once where its predict() is the argmax of its predict_proba()."""
+    with _validated_input():
         if classification and hasattr(estimator, "predict_proba"):
             proba = estimator.predict_proba(X)
             if _label_from_proba(estimator):
@@ -61,9 +69,7 @@ def score(loaded: LoadedModel, X: np.ndarray, row_warnings: list[list[dict]], *,
     classification = loaded.manifest.get("task") == "classification"
     predicted, proba = predict_all(estimator, X, classification=classification)
     if explain:
-        import sklearn
-        with sklearn.config_context(assume_finite=True), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        with _validated_input():
             explanations = explain_rows(estimator, X, names, list(predicted))
     classes = [str(c) for c in estimator.classes_] if proba is not None else []
     probabilities = proba.tolist() if proba is not None else None
