@@ -1,137 +1,264 @@
-"""Benchmark the function: cold vs warm, batch size, explanations, memory, HTTP under load.
+"""Benchmark the function side by side with its floor and a plain Flask baseline, in one run.
 
-Every figure is a ratio against a baseline measured in the same run, so runs on different
-machines compare. Bounded: a few seconds of work, loopback only.
+The floor is the least any Python code can do for the same answer: json.loads, one
+predict_proba on the array, json.dumps. The baseline is scripts/baseline_flask.py, a plain
+Flask app serving the same pickle, on gunicorn with the same workers as the function's WSGI
+entry (predict.wsgi:app). Passes are interleaved so that the machine's noise hits all alike;
+every figure is a median and every ratio is against a figure from the same run.
 
-    python scripts/bench.py [--requests 300] [--clients 4]
+    python scripts/bench.py [--quick]
+
+Needs requirements-bench.txt (Flask, gunicorn) and Debian's wrk. `--quick` only proves the
+benchmark still runs (a second or so per figure); it checks no thresholds.
 """
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
-import resource
+import os
+import signal
+import socket
 import statistics
 import subprocess
 import sys
-import threading
+import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "netlify" / "functions"))
+sys.path[:0] = [str(ROOT / "netlify" / "functions"), str(ROOT / "scripts")]
+import load  # noqa: E402  (wrk's output parser and /proc memory reader)
+
+WORKERS = 2  # gunicorn sync workers, for the function's WSGI entry and for Flask alike
+MANIFEST = json.loads((ROOT / "model" / "manifest.json").read_text())
+ROW = MANIFEST["examples"][0]["features"]
+NAMES = [f["name"] for f in MANIFEST["features"]]
+
+# Fresh process -> first answer, then resident memory after 50 warm answers.
 COLD_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 start = time.perf_counter()
-sys.path.insert(0, sys.argv[1])
-import predict
-imported = time.perf_counter()
-rss_import = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-predict.handler(json.loads(sys.argv[2]))
-first = time.perf_counter()
-warm = []
+kind, root, body = sys.argv[1], sys.argv[2], sys.argv[3]
+sys.path[:0] = [root + "/netlify/functions", root + "/scripts"]
+if kind == "function":
+    import predict
+    event = {"httpMethod": "POST", "path": "/api/predict", "body": body,
+             "headers": {"content-type": "application/json"}}
+    answer = lambda: predict.handler(event)
+elif kind == "floor":
+    import pickle
+    import numpy as np
+    manifest = json.load(open(root + "/model/manifest.json"))
+    names = [f["name"] for f in manifest["features"]]
+    model = pickle.load(open(root + "/model/" + manifest["artifact"]["file"], "rb"))
+    def answer():
+        rows = json.loads(body)["instances"]
+        X = np.array([[r[n] for n in names] for r in rows], dtype=float)
+        return json.dumps({"p": model.predict_proba(X).tolist()})
+else:
+    import baseline_flask
+    client = baseline_flask.app.test_client()
+    answer = lambda: client.post("/api/predict", data=body, content_type="application/json")
+answer()
+first = time.perf_counter() - start
 for _ in range(50):
-    t = time.perf_counter(); predict.handler(json.loads(sys.argv[2])); warm.append(time.perf_counter() - t)
-print(json.dumps({"import": imported - start, "first": first - imported, "warm": sorted(warm)[25],
-                  "rss_import_kb": rss_import,
-                  "rss_loaded_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+    answer()
+rss = [l for l in open("/proc/self/status") if l.startswith("VmRSS:")][0].split()[1]
+print(json.dumps({"first_s": first, "rss_mb": int(rss) / 1024}))
 """
 
 
-def predict_event(rows: list[dict], *, explain: bool = True) -> dict:
-    return {"httpMethod": "POST", "path": "/api/predict", "headers": {"content-type": "application/json"},
-            "queryStringParameters": None if explain else {"explain": "false"},
-            "body": json.dumps({"instances": rows})}
+def body_of(rows: int) -> str:
+    return json.dumps({"instances": [ROW] * rows})
 
 
-def median_seconds(fn, repeat: int) -> float:
+def median_ms(fn, repeat: int) -> float:
     times = []
     for _ in range(repeat):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return statistics.median(times) * 1000
 
 
-def cold_vs_warm(row: dict) -> dict:
-    out = subprocess.run([sys.executable, "-c", COLD_CHILD, str(ROOT / "netlify" / "functions"),
-                          json.dumps(predict_event([row]))], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
+def cold(kind: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", COLD_CHILD, kind, str(ROOT), body_of(1)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def http_load(url: str, body: bytes, requests: int, clients: int) -> dict:
-    latencies, errors, lock = [], [], threading.Lock()
+def in_process(passes: int, repeat: int) -> dict:
+    """Return the median ms of the function and the floor, one row and 1,000, interleaved."""
+    import pickle
 
-    def worker(n):
-        for _ in range(n):
-            req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-            t = time.perf_counter()
-            try:
-                with urllib.request.urlopen(req, timeout=30) as r:
-                    r.read()
-            except OSError as exc:
-                errors.append(type(exc).__name__)
-            with lock:
-                latencies.append(time.perf_counter() - t)
+    import numpy as np
 
-    threads = [threading.Thread(target=worker, args=(requests // clients,)) for _ in range(clients)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - start
-    latencies.sort()
-    return {"requests": len(latencies), "errors": len(errors), "per_s": len(latencies) / wall,
-            "p50_ms": latencies[len(latencies) // 2] * 1000,
-            "p95_ms": latencies[int(len(latencies) * 0.95)] * 1000}
+    from predict.app import build_app
+    app = build_app()
+    model = pickle.loads((ROOT / "model" / MANIFEST["artifact"]["file"]).read_bytes())
+
+    def event(rows, explain):
+        return {"httpMethod": "POST", "path": "/api/predict", "body": body_of(rows),
+                "headers": {"content-type": "application/json"},
+                "queryStringParameters": None if explain else {"explain": "false"}}
+
+    def floor(body):
+        rows = json.loads(body)["instances"]
+        X = np.array([[r[n] for n in NAMES] for r in rows], dtype=float)
+        return json.dumps({"p": model.predict_proba(X).tolist()})
+
+    cases = {}
+    for rows, n in ((1, repeat * 20), (1000, max(3, repeat // 2))):
+        for explain in (True, False):
+            ev = event(rows, explain)
+            cases[f"function, {rows} row{'s' if rows > 1 else ''}"
+                  f"{'' if explain else ', no explanation'}"] = (
+                lambda ev=ev: app.handle_event(ev), n)
+        body = body_of(rows)
+        cases[f"floor, {rows} row{'s' if rows > 1 else ''}"] = (lambda b=body: floor(b), n)
+    for fn, _ in cases.values():
+        fn()  # warm
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(passes):
+        for name, (fn, n) in cases.items():
+            samples[name].append(median_ms(fn, n))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(kind: str) -> tuple[subprocess.Popen, int]:
+    """Start one HTTP server on a free port; return it once it answers."""
+    port = free_port()
+    gunicorn = [sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "-b", f"127.0.0.1:{port}",
+                "--chdir", str(ROOT), "--log-level", "warning"]
+    command = {
+        "function on gunicorn": [*gunicorn, "--pythonpath", "netlify/functions",
+                                 "predict.wsgi:app"],
+        "Flask on gunicorn": [*gunicorn, "--pythonpath", "scripts", "baseline_flask:app"],
+        "local runtime (waitress)": [sys.executable, str(ROOT / "scripts" / "serve.py"),
+                                     str(port)],
+    }[kind]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            post(port, body_of(1))
+            return proc, port
+        except OSError:
+            time.sleep(0.2)
+    stop(proc)
+    raise SystemExit(f"bench: {kind} did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=20)
+
+
+def post(port: int, body: str, conn: http.client.HTTPConnection | None = None) -> bytes:
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("POST", "/api/predict?explain=false", body=body,
+                 headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    data = resp.read()
+    if resp.status != 200:
+        raise SystemExit(f"bench: HTTP {resp.status} from port {port}")
+    return data
+
+
+def group_rss_mb(proc: subprocess.Popen) -> float:
+    """Return the resident memory of a server and its workers (its process group), in MB."""
+    total = 0.0
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == proc.pid:  # field 5: the process group
+                total += load.rss_mb(int(status.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def http_figures(kind: str, seconds: int, repeat: int) -> dict:
+    proc, port = start_server(kind)
+    try:
+        big = body_of(1000)
+        for _ in range(WORKERS * 5):  # every worker warm, for one row and for many
+            post(port, body_of(1))
+            post(port, big)
+        batch_ms = median_ms(lambda: post(port, big), repeat)
+        out = {"1,000 rows over HTTP, ms": batch_ms}
+        with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+            script.write(load.LUA % body_of(1))
+            script.flush()
+            for c in (1, 8):
+                run = subprocess.run(["wrk", f"-t{min(c, 2)}", f"-c{c}", f"-d{seconds}s",
+                                      "--timeout", "10s", "--latency", "-s", script.name,
+                                      f"http://127.0.0.1:{port}/api/predict?explain=false"],
+                                     capture_output=True, text=True, check=True)
+                figures = load.parse_wrk(run.stdout)
+                out[f"HTTP c={c}, req/s"] = figures["rps"]
+                out[f"HTTP c={c}, p50 ms"] = figures["p50"]
+                out[f"HTTP c={c}, errors"] = figures["socket_errors"] + figures["non_2xx"]
+        out["resident memory after warm-up, MB"] = group_rss_mb(proc)
+        return out
+    finally:
+        stop(proc)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--quick", action="store_true", help="prove it runs; rough figures")
     parser.add_argument("--lambda-runs", type=int, default=0, help="also build the Lambda bundle "
                         "and time its cold start under Python 3.12 (scripts/bench_lambda.py)")
     args = parser.parse_args()
-    manifest = json.loads((ROOT / "model" / "manifest.json").read_text())
-    row = manifest["examples"][0]["features"]
+    passes, repeat, seconds, colds = (1, 3, 1, 1) if args.quick else (3, 10, 3, 3)
 
-    cold = cold_vs_warm(row)
-    print(f"cold start: import {cold['import'] * 1000:.0f} ms, first prediction (loads sklearn + "
-          f"pickle) {cold['first'] * 1000:.0f} ms, warm {cold['warm'] * 1000:.2f} ms "
-          f"-> cold/warm = {cold['first'] / cold['warm']:.0f}x")
-    print(f"memory (max RSS): after import {cold['rss_import_kb'] / 1024:.0f} MB, after the model "
-          f"loaded {cold['rss_loaded_kb'] / 1024:.0f} MB -> {cold['rss_loaded_kb'] / cold['rss_import_kb']:.1f}x")
+    cold_runs: dict[str, list[dict]] = {"function": [], "floor": [], "flask": []}
+    for _ in range(colds):  # interleaved: function, floor, Flask, function, ...
+        for kind in cold_runs:
+            cold_runs[kind].append(cold(kind))
+    first = {k: statistics.median(r["first_s"] for r in v) for k, v in cold_runs.items()}
+    rss = {k: statistics.median(r["rss_mb"] for r in v) for k, v in cold_runs.items()}
 
-    from predict import handler
-    handler(predict_event([row]))  # warm up in this process
-    one = median_seconds(lambda: handler(predict_event([row])), 200)
-    batch = [row] * 1000
-    many = median_seconds(lambda: handler(predict_event(batch)), 10)
-    quiet = median_seconds(lambda: handler(predict_event(batch, explain=False)), 10)
-    print(f"per row: 1-row request {one * 1e6:.0f} us, in a 1000-row request {many * 1e3:.1f} us "
-          f"-> batching is {one / (many / 1000):.0f}x cheaper per row")
-    print(f"explanations: 1000 rows with {many * 1000:.0f} ms, without {quiet * 1000:.0f} ms "
-          f"-> explain costs {many / quiet:.1f}x")
+    warm = in_process(passes, repeat)
+    servers = {kind: http_figures(kind, seconds, repeat) for kind in
+               ("function on gunicorn", "Flask on gunicorn", "local runtime (waitress)")}
 
-    import serve
-    serve.Handler.log_message = lambda *args: None  # no access log while measuring
-    server = serve.make_server("127.0.0.1", 0, ROOT / "netlify.toml")
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/api/predict"
-    body = json.dumps({"features": row}).encode()
-    http_load(url, body, 20, 1)  # warm
-    single = http_load(url, body, args.requests // 2, 1)
-    loaded = http_load(url, body, args.requests, args.clients)
-    server.shutdown()
-    print(f"HTTP via the local runtime: 1 client {single['per_s']:.0f} req/s (p50 "
-          f"{single['p50_ms']:.1f} ms); {args.clients} clients {loaded['per_s']:.0f} req/s (p50 "
-          f"{loaded['p50_ms']:.1f} ms, p95 {loaded['p95_ms']:.1f} ms, errors {loaded['errors']}) "
-          f"-> {loaded['per_s'] / single['per_s']:.2f}x")
-    print(f"max RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(f"## bench.py{' --quick' if args.quick else ''}: medians; ratios against the floor "
+          "or the Flask baseline of this run\n")
+    print("| figure | function | floor | Flask | function / floor | function / Flask |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(f"| cold start, fresh process to first answer, s | {first['function']:.2f} | "
+          f"{first['floor']:.2f} | {first['flask']:.2f} | "
+          f"{first['function'] / first['floor']:.2f}x | {first['function'] / first['flask']:.2f}x |")
+    print(f"| resident memory after 50 warm answers, MB | {rss['function']:.0f} | "
+          f"{rss['floor']:.0f} | {rss['flask']:.0f} | {rss['function'] / rss['floor']:.2f}x | "
+          f"{rss['function'] / rss['flask']:.2f}x |")
+    for rows, label in ((1, "1 row"), (1000, "1000 rows")):
+        floor = warm[f"floor, {label}"]
+        for suffix in ("", ", no explanation"):
+            ms = warm[f"function, {label}{suffix}"]
+            print(f"| in-process, {label}{suffix or ', with explanation'}, ms | {ms:.3f} | "
+                  f"{floor:.3f} | | {ms / floor:.2f}x | |")
+    fn, fl = servers["function on gunicorn"], servers["Flask on gunicorn"]
+    for key in fn:
+        ratio = f"{fn[key] / fl[key]:.2f}x" if fl[key] else ""
+        print(f"| {key} (gunicorn, {WORKERS} workers) | {fn[key]:.2f} | | {fl[key]:.2f} | | "
+              f"{ratio} |")
+    local = servers["local runtime (waitress)"]
+    for key, value in local.items():
+        print(f"| {key} (local runtime, waitress) | {value:.2f} | | | | |")
     if args.lambda_runs:
         import bench_lambda
+        print()
         bench_lambda.main(["--runs", str(args.lambda_runs)])
 
 

@@ -11,11 +11,15 @@ import io
 import json
 import pickle
 import platform
+import sys
 from pathlib import Path
 
 import numpy as np
 import sklearn
 from sklearn import metrics
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "netlify" / "functions"))
+from predict.manifest import Manifest  # noqa: E402  the contract, declared once, read by the function
 
 PICKLE_FILE = "model.pkl"
 PERCENTILES = (5, 25, 75, 95)
@@ -174,13 +178,13 @@ def stable_pickle(estimator) -> bytes:
 
 
 def write_model_dir(out_dir: Path, estimator, manifest: dict, *,
-                    pickle_file: str = PICKLE_FILE) -> dict:
+                    pickle_file: str = PICKLE_FILE) -> Manifest:
     """Pickle the estimator into out_dir, add its file, size and SHA-256 to the manifest,
     write manifest.json beside it, and return the manifest."""
     out_dir.mkdir(parents=True, exist_ok=True)
     data = stable_pickle(estimator)
     (out_dir / pickle_file).write_bytes(data)
-    manifest = {**manifest, "versions": versions(),
+    manifest: Manifest = {**manifest, "versions": versions(),
                 "artifact": {"file": pickle_file, "bytes": len(data),
                              "sha256": hashlib.sha256(data).hexdigest(), "format": "pickle"}}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import importlib.util
 import io
 import json
 import pickle
@@ -29,10 +30,11 @@ from sklearn.base import is_classifier, is_regressor
 from sklearn.exceptions import InconsistentVersionWarning, NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-import modelcard
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "netlify" / "functions"))
+import modelcard  # noqa: E402
 from predict import frames  # noqa: E402  the function's own input builder: parity by construction
+from predict.settings import SettingsError, from_env  # noqa: E402
+from predict.unpickle import ForbiddenGlobal, check_global  # noqa: E402
 
 
 CARD_KEYS = {"title", "description", "intended_use", "limitations", "label_descriptions",
@@ -107,6 +109,50 @@ def _why_unreadable(path: Path, exc: Exception) -> str:
             "fitted estimator with pickle.dump(model, f) or joblib.dump(model, path)")
 
 
+# joblib's own wrappers of the arrays it stores after the pickle; the rest goes through the
+# function's allow list.
+JOBLIB_GLOBALS = {("joblib.numpy_pickle", "NumpyArrayWrapper")}
+
+
+class _RestrictedJoblibUnpickler(joblib.numpy_pickle.NumpyUnpickler):
+    """joblib's unpickler (it reads plain pickles too) with the function's allow list."""
+
+    trusted: frozenset = frozenset()
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in JOBLIB_GLOBALS:
+            return super().find_class(module, name)
+        return check_global(module, name, extra=self.trusted)
+
+
+def _restricted_joblib_load(data: bytes, trusted: frozenset):
+    """Given a pickle or joblib file's bytes (compressed or not), return the object, refusing
+    any global outside the allow list before it is imported (ForbiddenGlobal)."""
+    from joblib.numpy_pickle_utils import _validate_fileobject_and_memmap
+
+    with _validate_fileobject_and_memmap(io.BytesIO(data), "", None) as (fobj, _):
+        unpickler = _RestrictedJoblibUnpickler("", fobj, ensure_native_byte_order=True)
+        unpickler.trusted = frozenset(trusted)
+        return unpickler.load()
+
+
+def _why_forbidden(path: Path, exc: ForbiddenGlobal) -> str:
+    """Given the global the allow list refused, return the true cause and its fix."""
+    module = exc.name.rpartition(".")[0]
+    top = module.split(".")[0]
+    if top == "__main__":
+        return (f"{path} refers to '{exc.name.rpartition('.')[2]}', a custom function or class "
+                "defined in the script or notebook that saved the model (__main__): " + CUSTOM_FIX)
+    if importlib.util.find_spec(top) is None:
+        fix = ("pip install -r requirements-pandas.txt" if top == "pandas" else
+               f"if it is a package, install it (pip install {top}); if it is your own module, "
+               "the function cannot serve it: " + CUSTOM_FIX)
+        return f"{path} needs the Python package '{top}', which is not installed here: {fix}"
+    return (f"{path}: {exc}; the function would refuse it too. If that global is your own "
+            "code and you trust it, list it in TRUSTED_GLOBALS "
+            "(e.g. TRUSTED_GLOBALS=mypkg.features.Scaler)")
+
+
 def _version_mismatch(caught: list, path: Path, allow: bool) -> str | None:
     """Given the warnings of unpickling, return the scikit-learn version that wrote the file if it
     differs from this one; refuse it unless allowed."""
@@ -126,14 +172,20 @@ def load_estimator(path: Path, *, allow_version_mismatch: bool = False):
     """Return the unpickled estimator (pickle or joblib, compressed or not), checked to be a fitted
     classifier or regressor, and where it came from (file, format, SHA-256, scikit-learn)."""
     try:
+        trusted = from_env().trusted_globals
+    except SettingsError as exc:
+        raise PackagingError(str(exc)) from None
+    try:
         data = path.read_bytes()
     except OSError as exc:
         raise PackagingError(f"cannot read {path}: {exc.strerror}") from None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InconsistentVersionWarning)
         try:
-            # joblib.load reads plain pickles too; its compressed files are not pickles.
-            estimator = joblib.load(io.BytesIO(data))
+            # through the function's own allow list: nothing that is not a model ever runs here
+            estimator = _restricted_joblib_load(data, trusted)
+        except ForbiddenGlobal as exc:
+            raise PackagingError(_why_forbidden(path, exc)) from None
         except Exception as exc:  # unpickling can fail in many ways; each is explained
             raise PackagingError(_why_unreadable(path, exc)) from None
     written = _version_mismatch(caught, path, allow_version_mismatch)

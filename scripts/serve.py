@@ -1,9 +1,11 @@
 """A local Netlify-compatible runtime: the site, its redirects and headers, and Python functions.
 
-Reads netlify.toml; serves the publish directory; applies [[redirects]] (placeholders,
-splats, 200 rewrites, 301/302 redirects, 404 rules) and [[headers]]; calls the Python
-function packages in the functions directory under /.netlify/functions/<name>/... with
-Netlify-shaped (Lambda v1) events, keeping each one imported (warm) between requests.
+Reads netlify.toml and serves, on waitress (a production-grade pure-Python WSGI server):
+the publish directory through whitenoise (pretty URLs, HEAD, 405 for other methods), the
+[[redirects]] (placeholders, splats, 200 rewrites, 301/302 redirects) and [[headers]]
+(on every answer, the server's own errors included), and the Python function packages in
+the functions directory under /.netlify/functions/<name>/..., each called with
+Netlify-shaped (Lambda v1) events and kept imported (warm) between requests.
 
     python scripts/serve.py [PORT] [--host 127.0.0.1] [--config netlify.toml]
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import base64
 import importlib
+import json
 import logging
 import mimetypes
 import re
@@ -20,16 +23,30 @@ import time
 import tomllib
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS_PREFIX = "/.netlify/functions/"
 MAX_PAYLOAD = 6 * 1024 * 1024  # Netlify/Lambda synchronous payload limit
+MAX_SEGMENT_BYTES = 255  # the longest file name most file systems allow
+MAX_PATH_BYTES = 2048  # well under PATH_MAX (4096) once joined to the publish directory
 TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/xml",
               "application/x-www-form-urlencoded", "image/svg+xml")
+# How the runtime's waitress server is tuned: each limit is a waitress adjustment.
+SERVER_OPTIONS = {
+    "threads": 8,                 # requests handled at once; the model stays warm in one process
+    "backlog": 1024,              # connections the kernel queues before accept (http.server: 5)
+    "channel_timeout": 30,        # seconds a connection may sit idle or half-sent, then closed
+    "cleanup_interval": 5,        # how often (seconds) idle connections are looked for
+    "connection_limit": 1000,     # open connections at most; more wait in the backlog
+    "max_request_body_size": MAX_PAYLOAD,
+    "max_request_header_size": 64 * 1024,
+    "ident": "netlify-local-python",
+}
 mimetypes.add_type("text/javascript", ".js")
+log = logging.getLogger("serve")
 
 
 @dataclass
@@ -94,130 +111,176 @@ def headers_for(rules: list[dict], path: str) -> dict:
     return out
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "netlify-local-python"
-    site: Site
+def error_body(code: str, message: str) -> bytes:
+    """Return the one JSON error body the function also answers with."""
+    return json.dumps({"error": {"code": code, "message": message, "details": []}}).encode()
 
-    def log_message(self, fmt, *args):  # one short line per request on stderr
-        sys.stderr.write(f"{self.log_date_time_string()} {fmt % args}\n")
 
-    def __getattr__(self, name: str):
-        # Every method (GET, POST, ..., TRACE) goes to dispatch: the function answers 405 itself.
-        if name.startswith("do_"):
-            return self.dispatch
-        raise AttributeError(name)
+def _status_line(status: int) -> str:
+    return f"{status} {HTTPStatus(status).phrase}"
 
-    def dispatch(self):
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0:
-            self.send(400, b"Bad Content-Length\n", {"Content-Type": "text/plain",
-                                                     "Connection": "close"})
-            return
-        if length > MAX_PAYLOAD:
-            self.send(413, b"Payload too large: the limit for a function is 6 MB\n",
-                      {"Content-Type": "text/plain", "Connection": "close"})
-            return
-        body = self.rfile.read(length) if length else b""
-        url = urlsplit(self.path)
-        path, query = url.path, url.query
-        if not path.startswith(FUNCTIONS_PREFIX) and self.static_file(path) is None:
-            hit = match_redirect(self.site.redirects, path)
-            if hit:
-                rule, target = hit
-                status = int(rule.get("status", 301))
-                if status in (301, 302, 303, 307, 308):
-                    self.send(status, b"", {"Location": target})
-                    return
-                if not target.startswith("/"):
-                    self.send(502, b"Proxying to another host is not supported locally\n",
-                              {"Content-Type": "text/plain"})
-                    return
-                self.serve(target.split("?")[0], path, query, body, status=status)
-                return
-        self.serve(path, path, query, body)
 
-    def serve(self, target: str, original: str, query: str, body: bytes, *, status: int = 200):
-        if target.startswith(FUNCTIONS_PREFIX):
-            self.call_function(target, original, query, body)
-            return
-        file = self.static_file(target)
-        if file is None:
-            missing = self.site.publish / "404.html"
-            data = missing.read_bytes() if missing.is_file() else b"Not Found\n"
-            self.send(404, data, {"Content-Type": "text/html; charset=utf-8"}, original)
-            return
-        ctype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-        if ctype.startswith("text/"):
-            ctype += "; charset=utf-8"
-        self.send(status, file.read_bytes(), {"Content-Type": ctype}, original)
+class NetlifySite:
+    """The WSGI app of the runtime: Netlify's order of static files, redirects and functions."""
 
-    def static_file(self, path: str) -> Path | None:
-        """Return the publish-dir file a path names (index.html, pretty URLs), or None."""
-        base = self.site.publish.resolve()
-        candidate = (base / unquote(path).lstrip("/")).resolve()
-        if candidate == base:
-            candidate = base / "index.html"
-        if not candidate.is_relative_to(base):
+    def __init__(self, site: Site):
+        from whitenoise import WhiteNoise
+        self.site = site
+        # autorefresh: files edited while the runtime runs are served as they are now.
+        self.static = WhiteNoise(self.routed, root=str(site.publish), autorefresh=True,
+                                 index_file=True)
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+        extra = headers_for(self.site.headers, path)
+
+        def start(status, headers, exc_info=None):
+            own = {k.lower() for k, _ in headers}  # what the response set itself wins
+            return start_response(status, [*headers, *[(k, str(v)) for k, v in extra.items()
+                                                       if k.lower() not in own]], exc_info)
+
+        if "\x00" in path:
+            return self.page_404(start)
+        if any(len(s.encode()) > MAX_SEGMENT_BYTES for s in path.split("/")):
+            return self.answer(start, 414, error_body("uri_too_long", "a path segment is "
+                                                      f"longer than {MAX_SEGMENT_BYTES} bytes"))
+        if len(path.encode()) > MAX_PATH_BYTES:
+            return self.answer(start, 414, error_body("uri_too_long", "the path is longer "
+                                                      f"than {MAX_PATH_BYTES} bytes"))
+        if path.startswith(FUNCTIONS_PREFIX):
+            return self.call_function(environ, start, path, path)
+        pretty = self.pretty_file(path)
+        if pretty is not None:
+            environ["PATH_INFO"] = pretty
+        return self.static(environ, start)
+
+    def pretty_file(self, path: str) -> str | None:
+        """Return /name.html for a pretty URL /name whose file exists, else None."""
+        if path.endswith("/") or "." in path.rsplit("/", 1)[-1]:
             return None
-        for file in (candidate, candidate / "index.html", candidate.with_name(candidate.name + ".html")):
-            if file.is_file():
-                return file
-        return None
+        base = self.site.publish.resolve()
+        file = (base / (path.lstrip("/") + ".html")).resolve()
+        return path + ".html" if file.is_relative_to(base) and file.is_file() else None
 
-    def call_function(self, target: str, original: str, query: str, body: bytes):
+    def routed(self, environ, start_response):
+        """What no static file answers: the redirect rules, then the 404 page."""
+        path = environ["PATH_INFO"].encode("latin-1").decode("utf-8", "replace")
+        hit = match_redirect(self.site.redirects, path)
+        if hit:
+            rule, target = hit
+            status = int(rule.get("status", 301))
+            if status in (301, 302, 303, 307, 308):
+                return self.answer(start_response, status, b"", {"Location": target})
+            if not target.startswith("/"):
+                return self.answer(start_response, 502, error_body(
+                    "proxy_not_supported", "proxying to another host is not supported "
+                    "locally"))
+            if target.split("?")[0].startswith(FUNCTIONS_PREFIX):
+                return self.call_function(environ, start_response, target.split("?")[0], path)
+            environ["PATH_INFO"] = target.split("?")[0]
+            return self.static(environ, start_response)
+        return self.page_404(start_response)
+
+    def page_404(self, start_response):
+        missing = self.site.publish / "404.html"
+        data = missing.read_bytes() if missing.is_file() else b"Not Found\n"
+        return self.answer(start_response, 404, data, {"Content-Type": "text/html; charset=utf-8"})
+
+    @staticmethod
+    def answer(start_response, status: int, data: bytes, headers: dict | None = None):
+        headers = {"Content-Type": "application/json", **(headers or {}),
+                   "Content-Length": str(len(data))}
+        start_response(_status_line(status), list(headers.items()))
+        return [data]
+
+    def call_function(self, environ, start_response, target: str, original: str):
         name = target[len(FUNCTIONS_PREFIX):].split("/")[0]
-        if not (self.site.functions / name / "__init__.py").is_file():
-            self.send(404, b"Function not found\n", {"Content-Type": "text/plain"})
-            return
+        if not name.isidentifier() or not (self.site.functions / name / "__init__.py").is_file():
+            return self.answer(start_response, 404, error_body("not_found",
+                                                               "function not found"))
         module = importlib.import_module(name)  # imported once per process: warm afterwards
-        ctype = self.headers.get("Content-Type", "")
-        text = not body or ctype.startswith(TEXT_TYPES) or not ctype
-        try:
-            body_text = body.decode("utf-8") if text else base64.b64encode(body).decode()
-        except UnicodeDecodeError:
-            text, body_text = False, base64.b64encode(body).decode()
-        multi_query = parse_qs(query, keep_blank_values=True)
-        event = {
-            "httpMethod": self.command, "path": original, "rawUrl": self.url(original, query),
-            "rawQuery": query,
-            "headers": {k.lower(): v for k, v in self.headers.items()},
-            "multiValueHeaders": {k.lower(): self.headers.get_all(k) for k in self.headers},
-            "queryStringParameters": {k: v[-1] for k, v in multi_query.items()},
-            "multiValueQueryStringParameters": multi_query,
-            "body": body_text, "isBase64Encoded": not text,
-        }
-        result = module.handler(event, Context(name))
+        result = module.handler(event_from_environ(environ, original), Context(name))
         data = result.get("body") or ""
         data = base64.b64decode(data) if result.get("isBase64Encoded") else data.encode("utf-8")
-        self.send(int(result.get("statusCode", 200)), data, result.get("headers") or {}, original)
-
-    def url(self, path: str, query: str) -> str:
-        host = self.headers.get("Host", "localhost")
-        return f"http://{host}{path}" + (f"?{query}" if query else "")
-
-    def send(self, status: int, data: bytes, headers: dict, original: str | None = None):
-        merged = headers_for(self.site.headers, original) if original else {}
-        merged.update(headers)  # what the response set itself wins over [[headers]]
-        self.send_response(status)
-        for key, value in merged.items():
-            self.send_header(key, str(value))
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD" and status not in (204, 304):
-            self.wfile.write(data)
+        headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
+        status = int(result.get("statusCode", 200))
+        headers["Content-Length"] = headers.get("Content-Length", str(len(data)))
+        start_response(_status_line(status), list(headers.items()))
+        return [data] if data and environ["REQUEST_METHOD"] != "HEAD" else []
 
 
-def make_server(host: str, port: int, config: Path) -> ThreadingHTTPServer:
-    """Return a threaded HTTP server running the site that config describes (not yet serving)."""
+def event_from_environ(environ: dict, path: str) -> dict:
+    """Given a WSGI request, return the Netlify (Lambda v1) event a function receives."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items()
+               if k.startswith("HTTP_")}
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            headers[key.replace("_", "-").lower()] = environ[key]
+    ctype = headers.get("content-type", "")
+    text = not body or ctype.startswith(TEXT_TYPES) or not ctype
+    try:
+        body_text = body.decode("utf-8") if text else base64.b64encode(body).decode()
+    except UnicodeDecodeError:
+        text, body_text = False, base64.b64encode(body).decode()
+    query = environ.get("QUERY_STRING", "")
+    multi_query = parse_qs(query, keep_blank_values=True)
+    host = headers.get("host", "localhost")
+    return {
+        "httpMethod": environ["REQUEST_METHOD"], "path": path,
+        "rawUrl": f"http://{host}{path}" + (f"?{query}" if query else ""), "rawQuery": query,
+        "headers": headers, "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": {k: v[-1] for k, v in multi_query.items()},
+        "multiValueQueryStringParameters": multi_query,
+        "body": body_text, "isBase64Encoded": not text,
+    }
+
+
+def _error_task_class(site: Site):
+    """Return waitress's ErrorTask answering with the JSON error body and [[headers]]."""
+    from waitress.task import ErrorTask
+
+    class SiteErrorTask(ErrorTask):
+        def execute(self):
+            e = self.request.error
+            body = error_body(re.sub(r"\W+", "_", e.reason.lower()).strip("_"),
+                              e.reason.lower())
+            self.status = f"{e.code} {e.reason}"
+            self.response_headers.extend([("Content-Type", "application/json"),
+                                          *[(k, str(v)) for k, v in
+                                            headers_for(site.headers, "/").items()]])
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+
+    return SiteErrorTask
+
+
+def check_settings(site: Site) -> None:
+    """Raise SystemExit naming the variable if a function's settings are bad."""
+    for package in sorted(site.functions.glob("*/settings.py")):
+        module = importlib.import_module(f"{package.parent.name}.settings")
+        try:
+            module.from_env()
+        except module.SettingsError as exc:
+            raise SystemExit(f"serve.py: cannot start, a setting is bad: {exc}") from None
+
+
+def make_server(host: str, port: int, config: Path, **options):
+    """Return a waitress server running the site that config describes (not yet serving)."""
+    from waitress.channel import HTTPChannel
+    from waitress.server import create_server
     site = load_site(config)
     sys.path.insert(0, str(site.functions))
-    handler = type("SiteHandler", (Handler,), {"site": site})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
+    check_settings(site)
+    server = create_server(NetlifySite(site), host=host, port=port,
+                           **{**SERVER_OPTIONS, **options})
+    server.channel_class = type("SiteChannel", (HTTPChannel,),
+                                {"error_task_class": _error_task_class(site)})
     return server
 
 
@@ -226,20 +289,23 @@ def main() -> None:
     parser.add_argument("port", nargs="?", type=int, default=8888)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--config", type=Path, default=ROOT / "netlify.toml")
+    parser.add_argument("--timeout", type=int, default=SERVER_OPTIONS["channel_timeout"],
+                        help="seconds an idle or slow connection is kept (default %(default)s)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
-        server = make_server(args.host, args.port, args.config)
+        server = make_server(args.host, args.port, args.config, channel_timeout=args.timeout,
+                             cleanup_interval=min(5, max(1, args.timeout // 2)))
     except OSError as exc:
         sys.exit(f"cannot listen on {args.host}:{args.port} ({exc.strerror}); "
                  "is it already running? Choose another port: PORT=8890 bash scripts/run.sh")
-    print(f"Serving on http://{args.host}:{server.server_address[1]}/", flush=True)
+    print(f"Serving on http://{args.host}:{server.effective_port}/", flush=True)
     try:
-        server.serve_forever()
+        server.run()
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()
+        server.close()
 
 
 if __name__ == "__main__":

@@ -3,16 +3,15 @@ import shutil
 import pytest
 
 import support
-from predict import model
 
 
 @pytest.fixture(autouse=True)
-def fresh_model(monkeypatch):
+def fresh_app(monkeypatch):
     """Each test starts cold, on the committed model unless it sets MODEL_DIR itself."""
     monkeypatch.delenv("MODEL_DIR", raising=False)
-    model.reset()
+    support.forget_apps()
     yield
-    model.reset()
+    support.forget_apps()
 
 
 @pytest.fixture(scope="session")

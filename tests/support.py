@@ -47,12 +47,32 @@ def event(method: str = "GET", path: str = "/api/health", *, body=None, headers=
     return ev
 
 
-def call(ev: dict):
-    """Call the handler with an event; return (status, headers, parsed JSON body or text)."""
-    from predict import handler
-    resp = handler(ev, None)
+_apps: dict = {}
+
+
+def app():
+    """Return the function's App for the current environment: one per test and setting.
+
+    A test that sets MODEL_DIR (or any setting) gets a fresh App, with a cold model store,
+    on its next call; conftest forgets them all between tests.
+    """
+    from predict.app import build_app
+    from predict.settings import ENV_NAMES
+    key = tuple(os.environ.get(name) for name in ENV_NAMES.values())
+    if key not in _apps:
+        _apps[key] = build_app()
+    return _apps[key]
+
+
+def forget_apps() -> None:
+    _apps.clear()
+
+
+def call(ev: dict, core=None):
+    """Call the function with an event; return (status, headers, parsed JSON body or text)."""
+    resp = (core or app()).handle_event(ev, None)
     body = resp["body"]
-    if resp["headers"].get("Content-Type", "").startswith("application/json"):
+    if body and resp["headers"].get("Content-Type", "").startswith("application/json"):
         body = json.loads(body)
     return resp["statusCode"], resp["headers"], body
 
@@ -60,9 +80,9 @@ def call(ev: dict):
 class LocalRuntime:
     """scripts/serve.py in a child process on an ephemeral port of 127.0.0.1."""
 
-    def __init__(self, env: dict | None = None):
+    def __init__(self, env: dict | None = None, args: list[str] = ()):
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "scripts" / "serve.py"), "0"],
+            [sys.executable, str(ROOT / "scripts" / "serve.py"), "0", *args],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             env={**os.environ, **(env or {})})
         line = self.proc.stdout.readline()
@@ -70,6 +90,8 @@ class LocalRuntime:
             self.stop()
             raise RuntimeError(f"serve.py did not start: {line!r}")
         self.url = line.split()[-1].rstrip("/")
+        self.host, port = self.url.removeprefix("http://").split(":")
+        self.port = int(port)
 
     def request(self, path: str, *, method: str = "GET", body=None, headers=None):
         """Return (status, headers, body bytes) of one real HTTP request."""

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from predict import app
+from predict.settings import Settings
 from support import call, event, example, manifest
 
 NAMES = [f["name"] for f in manifest()["features"]]
@@ -74,21 +74,66 @@ BAD_INPUTS = [
     ("csv header only", post(",".join(NAMES) + "\n", content_type="text/csv"), 400, "no_rows"),
     ("wrong content type", post({"features": row()}, content_type="application/xml"), 415,
      "unsupported_media_type"),
-    ("body too large", post({"features": row(), "pad": "x" * (app.MAX_BODY_BYTES + 1)}), 413,
+    ("body too large", post({"features": row(), "pad": "x" * (Settings.max_body_bytes + 1)}), 413,
      "payload_too_large"),
-    ("too many rows", post({"instances": [row()] * (app.MAX_ROWS + 1)}), 413, "too_many_rows"),
+    ("too many rows", post({"instances": [row()] * (Settings.max_rows + 1)}), 413, "too_many_rows"),
     ("bad base64", {**post({"features": row()}), "isBase64Encoded": True, "body": "%%%"}, 400,
      "invalid_event"),
     ("not an http event", {"Records": [{"s3": {}}]}, 400, "invalid_event"),
+    ("integer of 5000 digits", post('{"features": {"mean radius": ' + "9" * 5000 + "}}"), 400,
+     "invalid_json"),
     ("unknown route", event("GET", "/api/secret"), 404, "not_found"),
     ("wrong method", event("GET", "/api/predict"), 405, "method_not_allowed"),
 ]
 
 
+FORMATS = ("; send one of features, instances, inputs, dataframe_records, dataframe_split "
+           "(or a text/csv body)")
+# The words a person reads for each case of BAD_INPUTS, exactly.
+MESSAGES = {
+    'invalid json': 'the body is not valid JSON (Expecting property name enclosed in double quotes at line 1, column 41)',
+    'not an object': 'the body must be a JSON object, received array' + FORMATS,
+    'no format key': 'the body has no known format key' + FORMATS,
+    'two format keys': 'the body must have exactly one format key' + FORMATS,
+    'extra key': "unexpected key 'secret' beside 'features'" + FORMATS,
+    'features not an object': "'features' must be an object of name: value, received array" + FORMATS,
+    'instances not a list': "'instances' must be an array of rows, received object" + FORMATS,
+    'instance of wrong length': "row 0 has 2 values; expected 30, one per feature in the model's order",
+    'instance not a row': "row 0 of 'instances' must be an object, received number" + FORMATS,
+    'split without data': "'dataframe_split' must be an object with 'columns' and 'data' arrays" + FORMATS,
+    'split row of wrong length': "row 0 of 'dataframe_split.data' must be an array of 30 values",
+    'no rows': 'the request has no rows',
+    'missing feature': "field 'mean radius': expected a number value, received nothing",
+    'null feature': "field 'mean radius': expected a number value, received nothing",
+    'unknown feature': "field 'colour': this feature is not one the model takes",
+    'text value': "field 'mean radius': expected a number, received string",
+    'boolean value': "field 'mean radius': expected a number, received boolean",
+    'NaN': "field 'mean radius': expected a finite number, received NaN or infinity",
+    'Infinity': "field 'mean radius': expected a finite number, received NaN or infinity",
+    'overflow': "field 'mean radius': expected a finite number, received NaN or infinity",
+    'beyond float32': "field 'mean radius': expected a number between -3.40282e+38 and 3.40282e+38",
+    'bad explain parameter': "query parameter 'explain' must be one of true, false, 1, 0",
+    'bad row in a batch': "row 1, field 'area error': expected a number, received string",
+    'csv bad value': "field 'mean radius': expected a number, received text",
+    'csv missing column': "field 'mean radius': expected a number value, received nothing",
+    'csv ragged row': 'CSV row 1 has 2 cells; the header has 30',
+    'csv header only': 'the request has no rows',
+    'wrong content type': 'expected Content-Type application/json or text/csv',
+    'body too large': 'the body is over 1048576 bytes, the most accepted; split the rows over several requests',
+    'too many rows': 'the request has 1001 rows; at most 1000 are accepted per request, split it',
+    'bad base64': 'the body is marked base64 but is not',
+    'not an http event': 'the event has no HTTP method or path',
+    'integer of 5000 digits': 'the body has a number with too many digits',
+    'unknown route': 'no route here; the routes are /api/health, /api/model, /api/openapi.json, /api/predict',
+    'wrong method': 'this method is not allowed here; use POST, OPTIONS',
+}
+
+
 @pytest.mark.parametrize("case, ev, status, code", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
-def test_bad_input_gets_its_precise_status_and_code(case, ev, status, code):
+def test_bad_input_gets_its_precise_status_code_and_message(case, ev, status, code):
     got_status, _, body = call(ev)
-    assert (got_status, body["error"]["code"]) == (status, code)
+    assert (got_status, body["error"]["code"], body["error"]["message"]) == (
+        status, code, MESSAGES[case])
 
 
 @pytest.mark.parametrize("case, ev, status, code", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
@@ -113,7 +158,7 @@ def test_field_errors_name_the_row_and_field_of_a_batch():
 
 def test_wrong_method_lists_the_allowed_ones():
     _, headers, _ = call(event("DELETE", "/api/model"))
-    assert headers["Allow"] == "GET, OPTIONS"
+    assert headers["Allow"] == "GET, HEAD, OPTIONS"
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +253,7 @@ def test_preflight_answers_cors_and_allowed_methods():
 
 
 def test_cors_origins_come_from_the_setting(monkeypatch):
-    monkeypatch.setattr(app, "CORS_ORIGINS", ["https://good.org"])
+    monkeypatch.setenv("CORS_ORIGINS", " https://good.org, https://other.org ")
     _, good, _ = call(event("GET", "/api/health", headers={"origin": "https://good.org"}))
     _, bad, _ = call(event("GET", "/api/health", headers={"origin": "https://evil.org"}))
     assert good["Access-Control-Allow-Origin"] == "https://good.org"
@@ -255,3 +300,34 @@ def test_linear_contributions_add_up_to_the_decision_function(tmp_path):
         total = ex["base_value"] + sum(c["contribution"] for c in ex["contributions"])
         assert total == pytest.approx(decision[i, predicted[i]])
         assert np.isfinite(total)
+
+
+@pytest.mark.parametrize("flag", [False, "false", "False", None])
+def test_a_body_not_marked_base64_is_read_as_text(flag):
+    ev = {**post({"features": row()}), "isBase64Encoded": flag}
+    assert call(ev)[0] == 200
+
+
+def test_a_body_marked_base64_as_text_is_decoded():
+    import base64
+    ev = post({"features": row()})
+    ev.update(body=base64.b64encode(ev["body"].encode()).decode(), isBase64Encoded="true")
+    assert call(ev)[0] == 200
+
+
+def test_head_answers_like_get_without_a_body():
+    from support import app
+    resp = app().handle_event(event("HEAD", "/api/health"))
+    assert (resp["statusCode"], resp["body"]) == (200, "")
+    assert int(resp["headers"]["Content-Length"]) > 0
+
+
+@pytest.mark.parametrize("body, content_type", [
+    ({"features": row(**{"k" * 5000: 1.0})}, "application/json"),
+    ({"features": row(), "k" * 5000: 1}, "application/json"),
+    (csv_body([row(**{"k" * 5000: 1.0})], [*NAMES, "k" * 5000]), "text/csv"),
+], ids=["unknown feature", "unexpected key", "csv header cell"])
+def test_echoed_field_names_are_cut_to_100_characters(body, content_type):
+    status, _, answer = call(post(body, content_type=content_type))
+    assert status == 400
+    assert "k" * 101 not in json.dumps(answer)

@@ -249,6 +249,8 @@ def test_keyboard_only_a_person_can_load_an_example_and_predict(page):
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.textContent") == "Use a typical malignant case":
             break
+    else:
+        pytest.fail("12 presses of Tab never reached 'Use a typical malignant case'")
     assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
     page.keyboard.press("Enter")
     page.keyboard.press("Tab")  # into the first field
@@ -375,7 +377,7 @@ def test_batch_chunks_of_a_wide_model_stay_under_the_body_limit(browser, tmp_pat
     import pickle
     import package_model
     from sklearn.linear_model import LogisticRegression
-    from predict import app
+    from predict.settings import Settings
     from test_packaging import RNG, write_csv
     names = [f"f{j:03d}" for j in range(600)]
     X = RNG.normal(size=(60, 600))
@@ -398,7 +400,7 @@ def test_batch_chunks_of_a_wide_model_stay_under_the_body_limit(browser, tmp_pat
         expect(pg.locator("#results-summary")).to_contain_text("240 of 240 rows checked",
                                                                timeout=30000)
         assert len(sizes) > 1
-        assert max(sizes) < app.MAX_BODY_BYTES
+        assert max(sizes) < Settings.max_body_bytes
         context.close()
     finally:
         wide.stop()

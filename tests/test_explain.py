@@ -126,7 +126,6 @@ def test_changes_hold_for_a_packaged_tree_with_round_thresholds(tmp_path, monkey
     import package_model
     from sklearn.datasets import load_iris
     from sklearn.tree import DecisionTreeClassifier
-    from predict import model
     from test_packaging import write_csv
     data = load_iris()
     est = DecisionTreeClassifier(max_depth=3, random_state=0).fit(data.data, data.target)
@@ -136,7 +135,6 @@ def test_changes_hold_for_a_packaged_tree_with_round_thresholds(tmp_path, monkey
     (tmp_path / "m.pkl").write_bytes(pickle.dumps(est))
     package_model.package(tmp_path / "m.pkl", tmp_path / "ref.csv", tmp_path / "out", target="kind")
     monkeypatch.setenv("MODEL_DIR", str(tmp_path / "out"))
-    model.reset()
     rows = data.data.tolist()
     body = call(event("POST", "/api/predict", body={"instances": rows}))[2]
     changed, expected = [], []

@@ -10,7 +10,6 @@ import pytest
 
 import fitted
 import package_model
-from predict import model
 from support import ROOT, LocalRuntime, call, event
 
 PANDAS_PIN = next(line.strip() for line in (ROOT / "requirements-pandas.txt").read_text()
@@ -24,7 +23,6 @@ def package_kind(kind, tmp_path, monkeypatch, kinds=fitted.KINDS):
     manifest = package_model.package(fit.model_file, fit.data_file, out, target=fit.target,
                                      name=kind)
     monkeypatch.setenv("MODEL_DIR", str(out))
-    model.reset()
     return fit, manifest, out
 
 

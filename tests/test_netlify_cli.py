@@ -142,3 +142,18 @@ def test_the_production_build_proxies_api_to_the_function_and_passes_the_smoke_t
                                 "--wait", "0"], capture_output=True, text=True, timeout=120)
     assert smoke.returncode == 0, smoke.stderr
     assert "ok: model dect_model" in smoke.stdout
+
+
+def test_netlify_dev_forwards_csv_conditional_requests_and_status(netlify_dev):
+    rows = (ROOT / "model" / "sample.csv").read_text()
+    req = urllib.request.Request(netlify_dev + "/api/predict?explain=false", data=rows.encode(),
+                                 headers={"Content-Type": "text/csv", "Accept": "text/csv"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.headers["Content-Type"].startswith("text/csv")
+        assert r.read().decode().startswith("row,prediction,probability_benign")
+    _, headers, _ = fetch(netlify_dev + "/api/model")
+    req = urllib.request.Request(netlify_dev + "/api/model",
+                                 headers={"If-None-Match": headers["ETag"]})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=30)
+    assert err.value.code == 304

@@ -70,13 +70,11 @@ def test_a_body_the_schema_rejects_is_rejected_by_the_function(doc):
 
 
 def test_the_document_follows_a_packaged_model(tmp_path, monkeypatch):
-    from predict import model
     m = manifest()
     m["features"] = [{"name": "colour", "type": "categorical", "categories": ["red", "blue"]},
                      {"name": "rooms", "type": "integer", "min": 1, "max": 6, "median": 3}]
     (tmp_path / "manifest.json").write_text(json.dumps(m))
     monkeypatch.setenv("MODEL_DIR", str(tmp_path))
-    model.reset()
     body = call(event("GET", "/api/openapi.json"))[2]
     validate(body)
     props = body["components"]["schemas"]["Row"]["properties"]

@@ -15,7 +15,6 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeRegressor
 
 import package_model
-from predict import model
 from support import LocalRuntime, call, event
 
 RNG = np.random.default_rng(7)
@@ -73,7 +72,6 @@ def serve(kind, tmp_path, monkeypatch):
     manifest = package_model.package(tmp_path / "model.pkl", tmp_path / "ref.csv", out,
                                      target=target, name=kind)
     monkeypatch.setenv("MODEL_DIR", str(out))
-    model.reset()
     return kind, est, X, manifest, out
 
 
@@ -402,7 +400,6 @@ def test_another_version_is_served_only_when_allowed_and_the_manifest_says_so(tm
     assert manifest["source"]["scikit-learn"] == "1.8.0"
     assert manifest["source"]["version_mismatch_allowed"] is True
     monkeypatch.setenv("MODEL_DIR", str(tmp_path / "out"))
-    model.reset()
     status, _, body = call(event("GET", "/api/model"))
     assert body["source"]["scikit-learn"] == "1.8.0"
     assert body["versions"]["scikit-learn"] == _runtime_version()
@@ -422,6 +419,5 @@ def test_joblib_files_compressed_or_not_are_served_as_one_verified_pickle(tmp_pa
     assert hashlib.sha256(data).hexdigest() == manifest["artifact"]["sha256"]
     assert pickle.loads(data).predict(X).tolist() == est.predict(X).tolist()
     monkeypatch.setenv("MODEL_DIR", str(tmp_path / "out"))
-    model.reset()
     status, _, body = call(event("POST", "/api/predict", body={"instances": X.tolist()}))
     assert status == 200 and body["predictions"] == est.predict(X).tolist()

@@ -1,34 +1,36 @@
-"""The function's entry: `handler(event, context)` routes one HTTP event to its work.
+"""The function's core: a route table, the routes, and `App`, which answers one Request.
 
-Owns: routes and methods, request limits, CORS, response headers (model version,
-Server-Timing, caching), and the one structured log line per invocation. Every ApiError
-becomes the one JSON error body here.
+Owns: routes and methods (with each operation's id and summary, from which the OpenAPI
+paths are built), request limits, and `finish`: CORS, the model version, Server-Timing and
+the one structured log line per invocation. Every ApiError becomes the one JSON error body
+here. The Lambda entry `handler(event, context)` and the WSGI `app(environ, start_response)`
+are thin adapters over the one App the process builds from its environment.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
-import os
+import threading
 import time
+from dataclasses import dataclass
+from typing import Callable
 
-from . import model
-from .errors import (ApiError, BadRequest, MethodNotAllowed, NotFound, PayloadTooLarge,
-                     UnsupportedMediaType, detail, error_body)
-from .events import Request, json_response, request_from_event, response
+from .errors import (ApiError, BadRequest, InvalidSetting, MethodNotAllowed, NotFound,
+                     PayloadTooLarge, UnsupportedMediaType, detail, error_body)
+from .events import lambda_response, request_from_event
 from .inputs import read_rows
+from .model import ModelStore
 from .openapi import EXPLAIN_VALUES, openapi_document
 from .scoring import results_csv, score
+from .settings import Settings, SettingsError, from_env
+from .web import Request, Response
 
-MAX_ROWS = int(os.environ.get("MAX_ROWS", "1000"))
-MAX_BODY_BYTES = int(os.environ.get("MAX_BODY_BYTES", str(1024 * 1024)))
-CORS_ORIGINS = [o.strip() for o in os.environ.get("CORS_ORIGINS", "*").split(",") if o.strip()]
 ROUTE_PREFIXES = ("/.netlify/functions/predict", "/api")
 JSON_TYPES = ("", "application/json", "application/x-www-form-urlencoded")  # curl -d sends the last
+PREFLIGHT_HEADERS = "Content-Type, Accept, If-None-Match"
 
 log = logging.getLogger("predict")
-# Lambda's root logger lets only warnings through; the per-invocation lines are INFO.
-log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
 _started = time.time()
 
 
@@ -41,35 +43,38 @@ def route_of(path: str) -> str:
     return "/" + path.strip("/")
 
 
-def health(req: Request, timing: dict) -> dict:
-    manifest = model.get_manifest()
-    return json_response(200, {"status": "ok", "warm": model.is_loaded(),
+def health(app: App, req: Request, timing: dict) -> Response:
+    manifest = app.store.manifest()
+    loaded = app.store.is_loaded()
+    return Response.json(200, {"status": "ok", "warm": loaded,
                                "model": {"name": manifest.get("name"),
-                                         "version": manifest.get("version"),
-                                         "loaded": model.is_loaded()},
+                                         "version": manifest.get("version"), "loaded": loaded},
+                               "limits": app.settings.limits(),
                                "uptime_s": round(time.time() - _started, 1)},
                          {"Cache-Control": "no-store"})
 
 
-def model_card(req: Request, timing: dict) -> dict:
-    manifest = model.get_manifest()
-    etag = f'"{manifest.get("artifact", {}).get("sha256", "")}"'
+def model_card(app: App, req: Request, timing: dict) -> Response:
+    manifest = app.store.manifest()
+    etag = f'"{manifest["artifact"]["sha256"]}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     tags = [t.strip().removeprefix("W/") for t in req.headers.get("if-none-match", "").split(",")]
     if etag in tags or "*" in tags:
-        return response(304, "", headers)
-    return json_response(200, manifest, headers)
+        return Response(304, headers)
+    return Response.json(200, manifest, headers)
 
 
-def openapi(req: Request, timing: dict) -> dict:
-    doc = openapi_document(model.get_manifest(), max_rows=MAX_ROWS, max_body_bytes=MAX_BODY_BYTES)
-    return json_response(200, doc, {"Cache-Control": "no-cache"})
+def openapi(app: App, req: Request, timing: dict) -> Response:
+    doc = openapi_document(app.store.manifest(), ROUTES, max_rows=app.settings.max_rows,
+                           max_body_bytes=app.settings.max_body_bytes)
+    return Response.json(200, doc, {"Cache-Control": "no-cache"})
 
 
-def predict(req: Request, timing: dict) -> dict:
-    if len(req.body) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"the body is {len(req.body)} bytes; at most {MAX_BODY_BYTES} "
-                              "are accepted, split the rows over several requests")
+def predict(app: App, req: Request, timing: dict) -> Response:
+    limit = app.settings.max_body_bytes
+    if len(req.body) > limit:
+        raise PayloadTooLarge(f"the body is over {limit} bytes, the most accepted; "
+                              "split the rows over several requests")
     explain = req.query.get("explain", "true")
     if explain not in EXPLAIN_VALUES:
         raise BadRequest(f"query parameter 'explain' must be one of {', '.join(EXPLAIN_VALUES)}",
@@ -78,113 +83,228 @@ def predict(req: Request, timing: dict) -> dict:
                                          "expected true, false, 1 or 0")])
     media = req.media_type
     if media not in JSON_TYPES and media != "text/csv" and not media.endswith("+json"):
-        raise UnsupportedMediaType("expected Content-Type application/json or text/csv, "
-                                   f"received {media[:60]}")
-    manifest = model.get_manifest()
+        raise UnsupportedMediaType("expected Content-Type application/json or text/csv")
+    manifest = app.store.manifest()
     # Validate against the manifest first: a bad request never pays for loading the model.
-    X, warnings, fmt = read_rows(req.body, media, manifest["features"], MAX_ROWS)
-    was_loaded = model.is_loaded()
-    loaded = model.get_model()
-    if not was_loaded:
-        timing["load"] = loaded.load_ms
-        timing["cold"] = True
+    X, warnings, fmt = read_rows(req.body, media, manifest["features"], app.settings.max_rows)
+    loaded = app.load_model(timing)
     start = time.perf_counter()
     results = score(loaded, X, warnings, explain=explain in ("true", "1"))
     timing["predict"] = (time.perf_counter() - start) * 1000
     timing["rows"] = len(results)
     headers = {"Cache-Control": "no-store"}
     if "text/csv" in req.headers.get("accept", ""):
-        return response(200, results_csv(results, manifest.get("labels") or []),
-                        {"Content-Type": "text/csv; charset=utf-8", **headers})
-    return json_response(200, {"model": {"name": manifest.get("name"),
+        return Response.text(200, results_csv(results, manifest.get("labels") or []),
+                             "text/csv; charset=utf-8", headers)
+    return Response.json(200, {"model": {"name": manifest.get("name"),
                                          "version": manifest.get("version")},
                                "format": fmt,
                                "predictions": [r.get("label", r.get("value")) for r in results],
                                "results": results}, headers)
 
 
-def invocations(req: Request, timing: dict) -> dict:
+def invocations(app: App, req: Request, timing: dict) -> Response:
     """MLflow's scoring route: /predict's input (no explanations), answered as {"predictions"}."""
     inner = dataclasses.replace(req, query={"explain": "false"},
                                 headers={**req.headers, "accept": "application/json"})
-    answer = json.loads(predict(inner, timing)["body"])
-    return json_response(200, {"predictions": answer["predictions"]}, {"Cache-Control": "no-store"})
+    answer = json.loads(predict(app, inner, timing).body)
+    return Response.json(200, {"predictions": answer["predictions"]}, {"Cache-Control": "no-store"})
 
 
-def ping(req: Request, timing: dict) -> dict:
+def ping(app: App, req: Request, timing: dict) -> Response:
     """MLflow's readiness route: 200 when the model can be served (its manifest is readable)."""
-    model.get_manifest()
-    return response(200, "\n", {"Content-Type": "text/plain", "Cache-Control": "no-store"})
+    app.store.manifest()
+    return Response.text(200, "\n", "text/plain", {"Cache-Control": "no-store"})
 
 
-ROUTES = {
-    "/health": {"GET": health},
-    "/model": {"GET": model_card},
-    "/openapi.json": {"GET": openapi},
-    "/predict": {"POST": predict},
-    "/invocations": {"POST": invocations},  # MLflow's scoring server paths, for its clients
-    "/ping": {"GET": ping},
-}
+@dataclass(frozen=True)
+class Route:
+    path: str
+    method: str
+    operation_id: str
+    summary: str
+    work: Callable[[App, Request, dict], Response]
 
 
-def cors_headers(req: Request) -> dict:
-    """Return the CORS headers for this request's Origin under CORS_ORIGINS."""
-    origin = req.headers.get("origin", "")
-    if "*" in CORS_ORIGINS:
-        allowed = "*"
-    elif origin in CORS_ORIGINS:
-        allowed = origin
-    else:
-        return {"Vary": "Origin"}
-    return {"Access-Control-Allow-Origin": allowed, "Vary": "Origin",
-            "Access-Control-Expose-Headers": "ETag, Server-Timing, X-Model-Version"}
+ROUTES = (
+    Route("/health", "GET", "health", "Is the function up; is the model loaded (warm); "
+          "the request limits", health),
+    Route("/model", "GET", "model", "The model card (manifest): features, labels, metrics, "
+          "versions", model_card),
+    Route("/openapi.json", "GET", "openapi", "This document", openapi),
+    Route("/predict", "POST", "predict", "Predict one or many rows", predict),
+    # MLflow's scoring server paths, for its clients (also at the site's root)
+    Route("/invocations", "POST", "invocations", "MLflow's scoring route: the same input, "
+          "answered as {\"predictions\": [...]}", invocations),
+    Route("/ping", "GET", "ping", "MLflow's readiness check", ping),
+)
 
 
-def _dispatch(req: Request, timing: dict) -> dict:
-    methods = ROUTES.get(route_of(req.path))
-    if methods is None:
-        raise NotFound(f"no route here; the routes are {', '.join('/api' + r for r in ROUTES)}")
-    if req.method == "OPTIONS":
-        return response(204, "", {"Allow": ", ".join([*methods, "OPTIONS"]),
-                                  "Access-Control-Allow-Methods": ", ".join([*methods, "OPTIONS"]),
-                                  "Access-Control-Allow-Headers": "Content-Type, Accept, "
-                                                                  "If-None-Match",
+def _methods(routes: list[Route]) -> list[str]:
+    methods = [r.method for r in routes]
+    if "GET" in methods:
+        methods.append("HEAD")
+    return [*methods, "OPTIONS"]
+
+
+class App:
+    """The function for one set of settings: its model store and the answer to each Request."""
+
+    def __init__(self, settings: Settings, *, routes: tuple[Route, ...] = ROUTES):
+        self.settings = settings
+        self.store = ModelStore(settings)
+        self.routes = routes
+
+    def load_model(self, timing: dict):
+        """Return the loaded model, noting in timing whether this request loaded or waited."""
+        loaded, spent = self.store.get()
+        timing.update(spent)
+        return loaded
+
+    def dispatch(self, req: Request, timing: dict) -> Response:
+        """Given a request, return the route's response; ApiError for what it cannot answer."""
+        route = route_of(req.path)
+        here = [r for r in self.routes if r.path == route]
+        if not here:
+            raise NotFound("no route here; the routes are "
+                           + ", ".join(dict.fromkeys("/api" + r.path for r in self.routes)))
+        allowed = _methods(here)
+        if req.method == "OPTIONS":
+            return Response(204, {"Allow": ", ".join(allowed),
+                                  "Access-Control-Allow-Methods": ", ".join(allowed),
+                                  "Access-Control-Allow-Headers": PREFLIGHT_HEADERS,
                                   "Access-Control-Max-Age": "600"})
-    work = methods.get(req.method)
-    if work is None:
-        raise MethodNotAllowed(req.method, [*methods, "OPTIONS"])
-    return work(req, timing)
+        method = "GET" if req.method == "HEAD" else req.method
+        match = next((r for r in here if r.method == method), None)
+        if match is None:
+            raise MethodNotAllowed(allowed)
+        resp = match.work(self, req, timing)
+        if req.method == "HEAD":
+            resp.headers["Content-Length"] = str(len(resp.body))
+            resp.body = b""
+        return resp
+
+    def __call__(self, req: Request, *, request_id: str | None = None) -> Response:
+        """Given a request, return its response with the common headers; logs one line."""
+        timing = new_timing(request_id)
+        try:
+            resp = self.dispatch(req, timing)
+        except ApiError as err:
+            resp = error_response(err)
+        except Exception:  # a bug: log it whole, answer the one error shape without details
+            log.exception("unhandled error")
+            resp = error_response(ApiError("internal error; it has been logged"))
+        return self.finish(req, resp, timing)
+
+    def cors_headers(self, req: Request) -> dict:
+        """Return the CORS headers for this request's Origin under the CORS_ORIGINS setting."""
+        origins = self.settings.cors_origins
+        origin = req.headers.get("origin", "")
+        if "*" in origins:
+            allowed = "*"
+        elif origin in origins:
+            allowed = origin
+        else:
+            return {"Vary": "Origin"}
+        return {"Access-Control-Allow-Origin": allowed, "Vary": "Origin",
+                "Access-Control-Expose-Headers": "ETag, Server-Timing, X-Model-Version"}
+
+    def finish(self, req: Request | None, resp: Response, timing: dict) -> Response:
+        """Add CORS, the model version and Server-Timing to a response; log the invocation."""
+        if req is not None:
+            resp.headers.update(self.cors_headers(req))
+        try:
+            resp.headers["X-Model-Version"] = str(self.store.manifest().get("version"))
+        except ApiError:
+            pass
+        total = (time.perf_counter() - timing["start"]) * 1000
+        parts = [f"{k};dur={timing[k]:.1f}" for k in ("load", "wait", "predict") if k in timing]
+        resp.headers["Server-Timing"] = ", ".join([*parts, f"total;dur={total:.1f}"])
+        log_invocation(req, resp.status, timing, total)
+        return resp
+
+    def handle_event(self, event: object, context: object = None) -> dict:
+        """Given a Lambda/Netlify HTTP event, return the Lambda proxy response dict."""
+        request_id = getattr(context, "aws_request_id", None)
+        try:
+            req = request_from_event(event)
+        except ApiError as err:
+            return lambda_response(self.finish(None, error_response(err), new_timing(request_id)))
+        return lambda_response(self(req, request_id=request_id))
+
+
+def new_timing(request_id: str | None) -> dict:
+    """Return the record of one invocation's timings, started now."""
+    return {"start": time.perf_counter(), "cold": False, "request_id": request_id}
+
+
+def _ms(timing: dict, key: str) -> float | None:
+    return round(timing[key], 2) if key in timing else None
+
+
+def log_invocation(req: Request | None, status: int, timing: dict, total: float) -> None:
+    """Write the one log line of an invocation: never a value from the request's body."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    log.info(json.dumps({"event": "invocation", "method": req.method[:10] if req else None,
+                         "route": route_of(req.path)[:40] if req else None,
+                         "status": status, "cold": timing.get("cold", False),
+                         "duration_ms": round(total, 2), "load_ms": _ms(timing, "load"),
+                         "wait_ms": _ms(timing, "wait"), "predict_ms": _ms(timing, "predict"),
+                         "rows": timing.get("rows", 0), "request_id": timing.get("request_id")}))
+
+
+def error_response(err: ApiError) -> Response:
+    """Given an ApiError, return the one JSON error response."""
+    return Response.json(err.status, error_body(err), err.headers)
+
+
+class Misconfigured:
+    """Stands in for the App when a setting is bad: every request gets a 503 naming it."""
+
+    def __init__(self, error: SettingsError):
+        self.error = error
+
+    def __call__(self, req: Request | None, *, request_id: str | None = None) -> Response:
+        resp = error_response(InvalidSetting(self.error))
+        log_invocation(req, resp.status, new_timing(request_id), 0.0)
+        return resp
+
+    def handle_event(self, event: object, context: object = None) -> dict:
+        try:
+            req = request_from_event(event)
+        except ApiError:
+            req = None
+        return lambda_response(self(req, request_id=getattr(context, "aws_request_id", None)))
+
+
+def build_app(environ: dict | None = None) -> App | Misconfigured:
+    """Return the App the environment describes, or a Misconfigured one naming the bad setting."""
+    try:
+        settings = from_env(environ)
+    except SettingsError as exc:
+        log.error(json.dumps({"event": "invalid_setting", "setting": exc.name,
+                              "reason": str(exc)}))
+        return Misconfigured(exc)
+    # Lambda's root logger lets only warnings through; the per-invocation lines are INFO.
+    log.setLevel(settings.log_level)
+    return App(settings)
+
+
+_default: App | Misconfigured | None = None
+_default_lock = threading.Lock()
+
+
+def default_app() -> App | Misconfigured:
+    """Return this process's App, built from the environment on first use (warm afterwards)."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = build_app()
+    return _default
 
 
 def handler(event, context=None) -> dict:
     """Given a Netlify / API Gateway / Function URL event, return the HTTP response dict."""
-    start = time.perf_counter()
-    timing: dict = {"cold": False}
-    req = None
-    try:
-        req = request_from_event(event)
-        resp = _dispatch(req, timing)
-    except ApiError as err:
-        resp = json_response(err.status, error_body(err), err.headers)
-    except Exception:  # a bug: log it whole, answer the one error shape without details
-        log.exception("unhandled error")
-        resp = json_response(500, error_body(ApiError("internal error; it has been logged")))
-    headers = resp["headers"]
-    if req is not None:
-        headers.update(cors_headers(req))
-    try:
-        headers["X-Model-Version"] = str(model.get_manifest().get("version"))
-    except ApiError:
-        pass
-    total = (time.perf_counter() - start) * 1000
-    parts = [f"{k};dur={timing[k]:.1f}" for k in ("load", "predict") if k in timing]
-    headers["Server-Timing"] = ", ".join([*parts, f"total;dur={total:.1f}"])
-    log.info(json.dumps({"event": "invocation", "method": req.method[:10] if req else None,
-                         "route": route_of(req.path)[:40] if req else None,
-                         "status": resp["statusCode"], "cold": timing["cold"],
-                         "duration_ms": round(total, 2),
-                         "load_ms": round(timing["load"], 2) if "load" in timing else None,
-                         "predict_ms": round(timing["predict"], 2) if "predict" in timing else None,
-                         "rows": timing.get("rows", 0),
-                         "request_id": getattr(context, "aws_request_id", None)}))
-    return resp
+    return default_app().handle_event(event, context)

@@ -54,8 +54,8 @@ class MethodNotAllowed(ApiError):
     status = 405
     code = "method_not_allowed"
 
-    def __init__(self, method: str, allowed: list[str]):
-        super().__init__(f"method {method[:16]} is not allowed here; use {', '.join(allowed)}",
+    def __init__(self, allowed: list[str]):
+        super().__init__(f"this method is not allowed here; use {', '.join(allowed)}",
                          headers={"Allow": ", ".join(allowed)})
 
 
@@ -74,6 +74,19 @@ class ModelUnavailable(ApiError):
 
     status = 503
     code = "model_unavailable"
+
+
+class InvalidSetting(ApiError):
+    """A setting in the function's environment is bad: the deployment is broken, not the call."""
+
+    status = 503
+    code = "invalid_setting"
+
+    def __init__(self, error: Exception):
+        name = getattr(error, "name", "a setting")
+        super().__init__(f"the function is misconfigured: {error}",
+                         details=[{"field": name, "code": "invalid_setting",
+                                   "message": str(error)}])
 
 
 def error_body(err: ApiError) -> dict:

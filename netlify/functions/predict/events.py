@@ -1,33 +1,17 @@
-"""The function's edge: Lambda/Netlify events in, Lambda responses out.
+"""The Lambda/Netlify adapter: events in, Lambda proxy responses out.
 
 Owns: reading the three event shapes the handler meets (Netlify's Lambda-compatible v1,
-API Gateway REST v1, Lambda Function URL / HTTP API v2) into one Request, building
-response dicts, and converting numpy values to JSON-safe types in one place.
+API Gateway REST v1, Lambda Function URL / HTTP API v2) into one Request, and turning a
+Response into the Lambda proxy response dict.
 """
 from __future__ import annotations
 
 import base64
 import binascii
-import json
-from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-import numpy as np
-
 from .errors import BadRequest
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    headers: dict[str, str] = field(default_factory=dict)
-    query: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-
-    @property
-    def media_type(self) -> str:
-        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+from .web import Request, Response
 
 
 def _str_dict(value: object, *, lower: bool = False) -> dict[str, str]:
@@ -58,7 +42,7 @@ def request_from_event(event: object) -> Request:
     body = event.get("body") or ""
     if not isinstance(body, str):
         raise BadRequest("the event body is not text", code="invalid_event")
-    if event.get("isBase64Encoded"):
+    if _flag(event.get("isBase64Encoded")):
         try:
             raw = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
@@ -68,30 +52,18 @@ def request_from_event(event: object) -> Request:
     return Request(method.upper(), path, headers, query, raw)
 
 
-def jsonable(value):
-    """Given a value that may hold numpy scalars or arrays, return plain JSON-safe Python."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return jsonable(value.item())
-    if isinstance(value, float) and value != value:
-        return None
-    return value
+def _flag(value: object) -> bool:
+    """Return whether an event flag is set: true, or the text "true" (some proxies send text)."""
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return value is True
 
 
-def response(status: int, body: str | bytes = "", headers: dict | None = None) -> dict:
-    """Return a Lambda proxy response dict."""
-    if isinstance(body, bytes):
-        body = body.decode("utf-8")
-    return {"statusCode": status, "headers": dict(headers or {}), "body": body,
-            "isBase64Encoded": False}
-
-
-def json_response(status: int, doc: object, headers: dict | None = None) -> dict:
-    """Return a Lambda proxy response with a JSON body."""
-    return response(status, json.dumps(jsonable(doc), allow_nan=False, separators=(",", ":")),
-                    {"Content-Type": "application/json", **(headers or {})})
+def lambda_response(resp: Response) -> dict:
+    """Given a Response, return the Lambda proxy response dict (text bodies stay text)."""
+    try:
+        return {"statusCode": resp.status, "headers": dict(resp.headers),
+                "body": resp.body.decode("utf-8"), "isBase64Encoded": False}
+    except UnicodeDecodeError:
+        return {"statusCode": resp.status, "headers": dict(resp.headers),
+                "body": base64.b64encode(resp.body).decode(), "isBase64Encoded": True}

@@ -155,8 +155,19 @@ def _error(description: str) -> dict:
     return json_ok({"$ref": "#/components/schemas/Error"}, description)
 
 
-def openapi_document(manifest: dict, *, max_rows: int, max_body_bytes: int) -> dict:
-    """Given the manifest and the request limits, return the OpenAPI 3.1 document."""
+def _paths(routes, operations: dict) -> dict:
+    """Given the route table and each operation's details, return the document's paths."""
+    paths: dict = {}
+    for route in routes:
+        details = operations.get(route.operation_id, {"responses": {"200": {"description": "OK"}}})
+        paths.setdefault("/api" + route.path, {})[route.method.lower()] = {
+            "operationId": route.operation_id, "summary": route.summary, **details}
+    return paths
+
+
+def openapi_document(manifest: dict, routes, *, max_rows: int, max_body_bytes: int) -> dict:
+    """Given the manifest, the route table and the request limits, return the OpenAPI 3.1
+    document; each route's operation id and summary come from the table."""
     features = manifest["features"]
     names = [f["name"] for f in features]
     classification = manifest.get("task") == "classification"
@@ -207,6 +218,42 @@ def openapi_document(manifest: dict, *, max_rows: int, max_body_bytes: int) -> d
                   "properties": {"model": {"type": "object"}, "format": {"type": "string"},
                                  "predictions": {"type": "array", "items": label},
                                  "results": {"type": "array", "items": result}}}
+    operations = {
+        "health": {"responses": {
+            "200": json_ok({"type": "object"}, "up"),
+            "503": _error("the model's manifest cannot be read")}},
+        "model": {"responses": {
+            "200": json_ok({"type": "object"}, "the manifest; ETag is the pickle's SHA-256"),
+            "304": {"description": "unchanged since the ETag in If-None-Match"},
+            "503": _error("the model is unavailable")}},
+        "openapi": {"responses": {"200": json_ok({"type": "object"}, "OpenAPI 3.1")}},
+        "predict": {
+            "parameters": [{"name": "explain", "in": "query", "required": False,
+                            "schema": {"enum": list(EXPLAIN_VALUES)},
+                            "description": "false or 0 skips explanations (faster)"}],
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": request},
+                "text/csv": {"schema": {"type": "string", "pattern": _csv_pattern(features)},
+                             "example": _csv_example(manifest)}}},
+            "responses": {
+                "200": {"description": "one result per row, in order", "content": {
+                    "application/json": {"schema": prediction},
+                    "text/csv": {"schema": {"type": "string"}}}},
+                "400": _error("invalid body, format or values; details name each field"),
+                "413": _error(f"body over {_bytes(max_body_bytes)} or over "
+                              f"{max_rows:,} rows"),
+                "415": _error("content type is neither application/json nor text/csv"),
+                "503": _error("the model is unavailable")}},
+    }
+    operations["invocations"] = {
+        "requestBody": operations["predict"]["requestBody"],
+        "responses": {**operations["predict"]["responses"], "200": json_ok(
+            {"type": "object", "required": ["predictions"],
+             "properties": {"predictions": {"type": "array", "items": label}}},
+            "one prediction per row, in order, as MLflow's scoring server answers")}}
+    operations["ping"] = {"responses": {
+        "200": {"description": "ready", "content": {"text/plain": {"schema": {"type": "string"}}}},
+        "503": _error("the model is unavailable")}}
     return {
         "openapi": "3.1.0",
         "info": {"title": f"{manifest.get('name')} prediction API",
@@ -214,41 +261,7 @@ def openapi_document(manifest: dict, *, max_rows: int, max_body_bytes: int) -> d
                  "description": manifest.get("description", "")},
         "servers": [{"url": "/", "description": "the site that serves this document; the "
                                                  "function's own URL takes the same paths"}],
-        "paths": {
-            "/api/health": {"get": {"operationId": "health", "summary": "Is the function up; "
-                                    "is the model loaded (warm)", "responses": {
-                "200": json_ok({"type": "object"}, "up"),
-                "503": _error("the model's manifest cannot be read")}}},
-            "/api/model": {"get": {"operationId": "model", "summary": "The model card "
-                                   "(manifest): features, labels, metrics, versions",
-                                   "responses": {
-                "200": json_ok({"type": "object"}, "the manifest; ETag is the pickle's SHA-256"),
-                "304": {"description": "unchanged since the ETag in If-None-Match"},
-                "503": _error("the model is unavailable")}}},
-            "/api/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
-                                          "responses": {"200": json_ok({"type": "object"},
-                                                                       "OpenAPI 3.1")}}},
-            "/api/predict": {"post": {
-                "operationId": "predict",
-                "summary": "Predict one or many rows",
-                "parameters": [{"name": "explain", "in": "query", "required": False,
-                                "schema": {"enum": list(EXPLAIN_VALUES)},
-                                "description": "false or 0 skips explanations (faster)"}],
-                "requestBody": {"required": True, "content": {
-                    "application/json": {"schema": request},
-                    "text/csv": {"schema": {"type": "string",
-                                            "pattern": _csv_pattern(features)},
-                                 "example": _csv_example(manifest)}}},
-                "responses": {
-                    "200": {"description": "one result per row, in order", "content": {
-                        "application/json": {"schema": prediction},
-                        "text/csv": {"schema": {"type": "string"}}}},
-                    "400": _error("invalid body, format or values; details name each field"),
-                    "413": _error(f"body over {_bytes(max_body_bytes)} or over "
-                                  f"{max_rows:,} rows"),
-                    "415": _error("content type is neither application/json nor text/csv"),
-                    "503": _error("the model is unavailable")}}},
-        },
+        "paths": _paths(routes, operations),
         "components": {"schemas": {
             "Row": row, "Explanation": _explanation_schema(), "Warning": WARNING,
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {

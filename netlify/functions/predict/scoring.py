@@ -5,6 +5,7 @@ and the CSV rendering of results.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import warnings
@@ -15,6 +16,52 @@ from .explain import explain_rows
 from .frames import model_input
 from .model import LoadedModel
 
+# Classifiers whose predict() is, by its own code, classes_[argmax(predict_proba(X))]: for
+# them one predict_proba call gives both figures. Exact type names of the final step, so a
+# subclass that overrides predict() does not qualify.
+LABEL_FROM_PROBA = {
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._classes.ExtraTreeClassifier",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.ensemble._forest.ExtraTreesClassifier",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+}
+
+
+def _final(estimator):
+    steps = getattr(estimator, "steps", None)
+    return steps[-1][1] if steps else estimator
+
+
+def _label_from_proba(estimator) -> bool:
+    final = type(_final(estimator))
+    return (f"{final.__module__}.{final.__qualname__}" in LABEL_FROM_PROBA
+            and getattr(_final(estimator), "n_outputs_", 1) == 1)
+
+
+@contextlib.contextmanager
+def _validated_input():
+    """Call the estimator on input the function has validated itself."""
+    import sklearn
+
+    # Every value is already checked finite and within float32's range.
+    with sklearn.config_context(assume_finite=True), warnings.catch_warnings():
+        # A model fitted on a DataFrame warns on arrays; the manifest fixed the column order.
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        yield
+
+
+def predict_all(estimator, X: np.ndarray, *, classification: bool):
+    """Given validated rows, return (predictions, probabilities or None), calling the
+    estimator once where its predict() is the argmax of its predict_proba()."""
+    with _validated_input():
+        if classification and hasattr(estimator, "predict_proba"):
+            proba = estimator.predict_proba(X)
+            if _label_from_proba(estimator):
+                return estimator.classes_.take(np.argmax(proba, axis=1)), proba
+            return estimator.predict(X), proba
+        return estimator.predict(X), None
+
 
 def score(loaded: LoadedModel, X: np.ndarray, row_warnings: list[list[dict]], *,
           explain: bool) -> list[dict]:
@@ -22,19 +69,17 @@ def score(loaded: LoadedModel, X: np.ndarray, row_warnings: list[list[dict]], *,
     estimator, names = loaded.estimator, [f["name"] for f in loaded.manifest["features"]]
     classification = loaded.manifest.get("task") == "classification"
     X = model_input(X, loaded.manifest)  # a DataFrame for models fitted on one that need it
-    with warnings.catch_warnings():
-        # A model fitted on a DataFrame warns on arrays; the manifest fixed the column order.
-        warnings.filterwarnings("ignore", message="X does not have valid feature names")
-        predicted = estimator.predict(X)
-        proba = estimator.predict_proba(X) if classification and hasattr(
-            estimator, "predict_proba") else None
-    explanations = explain_rows(estimator, X, names, list(predicted)) if explain \
-        else [None] * len(X)
+    predicted, proba = predict_all(estimator, X, classification=classification)
+    if explain:
+        with _validated_input():
+            explanations = explain_rows(estimator, X, names, list(predicted))
+    classes = [str(c) for c in estimator.classes_] if proba is not None else []
+    probabilities = proba.tolist() if proba is not None else None
     results = []
-    for i, value in enumerate(predicted):
+    for i, value in enumerate(predicted.tolist()):
         row = {"label": value} if classification else {"value": float(value)}
-        if proba is not None:
-            row["probabilities"] = {str(c): float(p) for c, p in zip(estimator.classes_, proba[i])}
+        if probabilities is not None:
+            row["probabilities"] = dict(zip(classes, probabilities[i]))
         if explain:
             row["explanation"] = explanations[i]
         row["warnings"] = row_warnings[i]
