@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "netlify" / "functi
 import modelcard  # noqa: E402
 from predict import frames  # noqa: E402  the function's own input builder: parity by construction
 from predict.settings import SettingsError, from_env  # noqa: E402
-from predict.unpickle import ForbiddenGlobal, check_global  # noqa: E402
+from predict.unpickle import ForbiddenGlobal, check_global, restricted_loads  # noqa: E402
 
 
 CARD_KEYS = {"title", "description", "intended_use", "limitations", "label_descriptions",
@@ -148,6 +148,10 @@ def _why_forbidden(path: Path, exc: ForbiddenGlobal) -> str:
                f"if it is a package, install it (pip install {top}); if it is your own module, "
                "the function cannot serve it: " + CUSTOM_FIX)
         return f"{path} needs the Python package '{top}', which is not installed here: {fix}"
+    if top not in SERVABLE_MODULES:
+        return (f"{path}: {exc} (the model uses {exc.name}, custom code outside scikit-learn, "
+                f"NumPy, SciPy and pandas): {CUSTOM_FIX} If it is your own code and you trust "
+                f"it, list it in TRUSTED_GLOBALS (e.g. TRUSTED_GLOBALS={exc.name}).")
     return (f"{path}: {exc}; the function would refuse it too. If that global is your own "
             "code and you trust it, list it in TRUSTED_GLOBALS "
             "(e.g. TRUSTED_GLOBALS=mypkg.features.Scaler)")
@@ -227,12 +231,12 @@ def pickle_globals(estimator) -> set[tuple[str, str]]:
     return recorder.found
 
 
-def check_no_custom_code(found: set[tuple[str, str]]) -> None:
-    """Refuse a model whose pickle needs code from outside the packages the function rebuilds."""
-    custom = sorted(f"{m}.{n}" for m, n in found if m.split(".")[0] not in SERVABLE_MODULES)
-    if custom:
-        raise PackagingError(f"the model uses {', '.join(custom[:5])}, custom code outside "
-                             "scikit-learn, NumPy, SciPy and pandas: " + CUSTOM_FIX)
+def check_servable(estimator, path: Path) -> None:
+    """Refuse a model whose served pickle the function's restricted unpickler would refuse."""
+    try:
+        restricted_loads(modelcard.stable_pickle(estimator), extra=from_env().trusted_globals)
+    except ForbiddenGlobal as exc:
+        raise PackagingError(_why_forbidden(path, exc)) from None
 
 
 def read_reference(path: Path, target: str | None) -> tuple[list[str], list[list[str]], list[str] | None]:
@@ -401,7 +405,7 @@ def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | N
     manifest."""
     estimator, source = load_estimator(model_path, allow_version_mismatch=allow_version_mismatch)
     found = pickle_globals(estimator)
-    check_no_custom_code(found)
+    check_servable(estimator, model_path)
     columns, rows, y_text = read_reference(data_path, target)
     names = feature_order(estimator, columns, target)
     X, types = build_matrix(columns, rows, names)

@@ -124,7 +124,8 @@ MESSAGES = {
     'bad base64': 'the body is marked base64 but is not',
     'not an http event': 'the event has no HTTP method or path',
     'integer of 5000 digits': 'the body has a number with too many digits',
-    'unknown route': 'no route here; the routes are /api/health, /api/model, /api/openapi.json, /api/predict',
+    'unknown route': 'no route here; the routes are /api/health, /api/model, /api/openapi.json, '
+                     '/api/predict, /api/invocations, /api/ping',
     'wrong method': 'this method is not allowed here; use POST, OPTIONS',
 }
 

@@ -29,6 +29,9 @@ FUNCTIONS = {
     "numpy._core.numeric._frombuffer", "numpy._core._internal._reconstruct",
     "numpy.random._pickle.__bit_generator_ctor", "numpy.random._pickle.__generator_ctor",
     "numpy.random._pickle.__randomstate_ctor",
+    # `cls.__new__(cls)` for KDTree, BallTree and distance metrics (nearest-neighbour models)
+    "sklearn.neighbors._kd_tree.newObj", "sklearn.neighbors._ball_tree.newObj",
+    "sklearn.metrics._dist_metrics.newObj",
 }
 CLASSES = {
     "numpy.ndarray", "numpy.dtype", "numpy.ma.core.MaskedArray",
@@ -41,8 +44,10 @@ CLASSES = {
     "sklearn.neighbors._kd_tree.KDTree", "sklearn.neighbors._ball_tree.BallTree",
     "sklearn.utils._bunch.Bunch",
 }
-# Fitted parts that scikit-learn keeps in modules of their own (losses and their links).
-CLASS_MODULES = {"sklearn._loss._loss", "sklearn._loss.loss", "sklearn._loss.link"}
+# Fitted parts that scikit-learn keeps in modules of their own (losses and their links,
+# distance metrics).
+CLASS_MODULES = {"sklearn._loss._loss", "sklearn._loss.loss", "sklearn._loss.link",
+                 "sklearn.metrics._dist_metrics"}
 
 
 class ForbiddenGlobal(pickle.UnpicklingError):
