@@ -289,7 +289,7 @@ function showReasons(explanation) {
   page.changesIntro.hidden = !hasChanges;
   page.changes.hidden = !hasChanges;
   if (!explanation) {
-    page.whyIntro.textContent = "This model gives no explanation of its answers: only a decision tree, or a linear model that uses the measurements as they are, can be explained here.";
+    page.whyIntro.textContent = "This model gives no explanation of its answers: only decision trees, tree ensembles (forests, boosting) and linear models can be explained here.";
     page.reasons.hidden = true;
     return;
   }
@@ -303,11 +303,15 @@ function showReasons(explanation) {
       : `At the start: the training samples averaged ${formatNumber(explanation.base_value)}.` }));
     for (const step of explanation.path) page.reasons.append(el("li", { text: stepText(step, space, target) }));
   } else {
-    const units = space === "log-odds" ? `the model's score for ${quoted(target)} (in log-odds: 0 is no effect, a positive number pushes towards this answer)` : "the predicted value, in its own units";
-    page.whyIntro.textContent = `What each measurement added to ${units}. Before any measurement it starts at ${formatNumber(explanation.base_value)}.`;
+    const percent = space === "probability";  // a forest's or boosting's share, in points
+    const units = percent ? `the model's probability for ${quoted(target)}, in percentage points`
+      : space === "log-odds" ? `the model's score for ${quoted(target)} (in log-odds: 0 is no effect, a positive number pushes towards this answer)` : "the predicted value, in its own units";
+    const start = percent ? share(explanation.base_value) : formatNumber(explanation.base_value);
+    page.whyIntro.textContent = `What each measurement added to ${units}. Before any measurement it starts at ${start}.`;
     for (const c of explanation.contributions.slice(0, SHOWN_TERMS)) {
       const sign = c.contribution >= 0 ? "+" : "−";
-      page.reasons.append(el("li", { text: `${labelText(c.feature)}: ${sign}${formatNumber(Math.abs(c.contribution))}` }));
+      const size = percent ? `${formatNumber(Math.abs(c.contribution) * 100)} percentage points` : formatNumber(Math.abs(c.contribution));
+      page.reasons.append(el("li", { text: `${labelText(c.feature)}: ${sign}${size}` }));
     }
     if (!explanation.contributions.length) page.reasons.append(el("li", { text: "No measurement moved the score." }));
   }

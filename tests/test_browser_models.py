@@ -72,3 +72,20 @@ def test_the_form_offers_the_string_column_and_explains_with_it(browser, tmp_pat
         context.close()
     finally:
         server.stop()
+
+
+def test_a_forests_reasons_say_they_are_percentage_points_of_its_probability(browser, tmp_path):
+    fit = fitted.forest_compressed(tmp_path)
+    package_model.package(fit.model_file, fit.data_file, tmp_path / "out", target=fit.target)
+    server = LocalRuntime(env={"MODEL_DIR": str(tmp_path / "out")})
+    try:
+        context = browser.new_context(base_url=server.url)
+        page = context.new_page()
+        page.goto("/")
+        page.get_by_role("button", name="Check this sample").click()
+        expect(page.locator("#result-reasons li").first).to_contain_text("percentage points")
+        expect(page.locator("#result")).to_contain_text("the model's probability for")
+        expect(page.locator("#result")).not_to_contain_text("in its own units")
+        context.close()
+    finally:
+        server.stop()

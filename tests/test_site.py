@@ -430,8 +430,7 @@ def packaged_runtimes(tmp_path_factory):
 
 WORDS = {  # what the answer says about its confidence and its reasons, per kind
     "multiclass-pipeline": ("How often this answer is right is not known", "log-odds"),
-    "categorical-pipeline": ("How often this answer is right is not known",
-                             "This model gives no explanation of its answers"),
+    "categorical-pipeline": ("How often this answer is right is not known", "log-odds"),
     "regression": ("How far off its answers are on new cases is not known",
                    "This value is the average of the"),
     "numbered-classes": ("How often this answer is right is not known",
