@@ -6,6 +6,8 @@ answer, interleaved so noise hits all alike:
 
 - floor: a process that only unpickles the bundle's model and calls predict_proba;
 - bundle: `import predict` then one prediction through `predict.handler`, as Lambda runs it;
+- model at init: the same, but the model loaded before the first event, as loading it in
+  Lambda's init phase would (on an on-demand cold start both phases precede the answer);
 - no bytecode: the bundle with its __pycache__ removed (what it was before).
 
 Wall and CPU seconds per run (min and median); Lambda gives a function a share of one
@@ -44,6 +46,9 @@ HANDLER = """
 import json, sys, time
 sys.path[:0] = [sys.argv[1]]
 import predict
+if sys.argv[2:] == ["init"]:  # what Lambda's init phase would do: load before the first event
+    from predict.app import default_app
+    default_app().store.get()
 event = {"version": "2.0", "rawPath": "/api/predict", "rawQueryString": "",
          "headers": {"content-type": "application/json"}, "isBase64Encoded": False,
          "requestContext": {"http": {"method": "POST", "path": "/api/predict"}},
@@ -52,13 +57,14 @@ answer = predict.handler(event)
 if answer["statusCode"] != 200:
     raise SystemExit(answer["body"])
 """
-VARIANTS = {"floor": FLOOR, "bundle": HANDLER, "no bytecode": HANDLER}
+VARIANTS = {"floor": (FLOOR, ()), "bundle": (HANDLER, ()), "model at init": (HANDLER, ("init",)),
+            "no bytecode": (HANDLER, ())}
 
 
-def run_once(python: str, code: str, bundle: Path) -> tuple[float, float]:
+def run_once(python: str, code: str, bundle: Path, args: tuple = ()) -> tuple[float, float]:
     """Run one fresh process; return (wall seconds, CPU seconds) from spawn to exit."""
     start = time.perf_counter()
-    proc = subprocess.Popen([python, "-I", "-B", "-c", code, str(bundle)],
+    proc = subprocess.Popen([python, "-I", "-S", "-B", "-c", code, str(bundle), *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
@@ -75,8 +81,8 @@ def measure(bundle: Path, python: str, runs: int) -> dict[str, dict[str, float]]
         where = {name: plain if name == "no bytecode" else bundle for name in VARIANTS}
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in VARIANTS}
         for _ in range(runs):
-            for name, code in VARIANTS.items():
-                samples[name].append(run_once(python, code, where[name]))
+            for name, (code, args) in VARIANTS.items():
+                samples[name].append(run_once(python, code, where[name], args))
     return {name: {"wall_min": min(w for w, _ in s), "wall_median": statistics.median(w for w, _ in s),
                    "cpu_min": min(c for _, c in s), "cpu_median": statistics.median(c for _, c in s)}
             for name, s in samples.items()}

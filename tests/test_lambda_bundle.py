@@ -81,7 +81,8 @@ def run_on_lambda(task, events, runtime_client, python312, cwd):
     env = {"PATH": "/usr/bin:/bin", "AWS_LAMBDA_RUNTIME_API": api.address,
            "LAMBDA_TASK_ROOT": str(task), "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
            "AWS_LAMBDA_FUNCTION_NAME": "predict", "AWS_REGION": "eu-west-1"}
-    proc = subprocess.Popen([python312, "-I", "-B", "-c", AUDIT, str(task), str(runtime_client)],
+    proc = subprocess.Popen([python312, "-I", "-S", "-B", "-c", AUDIT, str(task),
+                             str(runtime_client)],
                             cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
