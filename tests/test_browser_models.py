@@ -1,5 +1,6 @@
 """Models fitted the usual way, in a real browser: a person checks the reference CSV on the
 batch page, and every row's prediction equals the estimator's own on the DataFrame."""
+import contextlib
 import csv
 
 import numpy as np
@@ -52,14 +53,24 @@ def test_every_reference_row_checked_in_the_browser_matches_the_estimator(browse
     context.close()
 
 
-def test_the_form_offers_the_string_column_and_explains_with_it(browser, tmp_path):
-    fit = fitted.frame_classifier(tmp_path)
+@contextlib.contextmanager
+def form_of(browser, fit, tmp_path):
+    """Package a fitted model, serve it on the local runtime; yield a page on its form."""
     package_model.package(fit.model_file, fit.data_file, tmp_path / "out", target=fit.target)
     server = LocalRuntime(env={"MODEL_DIR": str(tmp_path / "out")})
+    context = browser.new_context(base_url=server.url)
     try:
-        context = browser.new_context(base_url=server.url)
         page = context.new_page()
         page.goto("/")
+        yield page
+    finally:
+        context.close()
+        server.stop()
+
+
+def test_the_form_offers_the_string_column_and_explains_with_it(browser, tmp_path):
+    fit = fitted.frame_classifier(tmp_path)
+    with form_of(browser, fit, tmp_path) as page:
         city = page.locator('select[name="city"]')
         expect(city.locator("option")).to_have_count(3)
         city.select_option("Oslo")
@@ -69,23 +80,11 @@ def test_the_form_offers_the_string_column_and_explains_with_it(browser, tmp_pat
         row = pd.DataFrame([{"rooms": 6, "area": 190.0, "city": "Oslo"}])
         expect(page.locator("#result-label")).to_contain_text(str(fit.estimator.predict(row)[0]))
         expect(page.locator("#result-reasons li").first).to_be_visible()
-        context.close()
-    finally:
-        server.stop()
 
 
 def test_a_forests_reasons_say_they_are_percentage_points_of_its_probability(browser, tmp_path):
-    fit = fitted.forest_compressed(tmp_path)
-    package_model.package(fit.model_file, fit.data_file, tmp_path / "out", target=fit.target)
-    server = LocalRuntime(env={"MODEL_DIR": str(tmp_path / "out")})
-    try:
-        context = browser.new_context(base_url=server.url)
-        page = context.new_page()
-        page.goto("/")
+    with form_of(browser, fitted.forest_compressed(tmp_path), tmp_path) as page:
         page.get_by_role("button", name="Check this sample").click()
         expect(page.locator("#result-reasons li").first).to_contain_text("percentage points")
         expect(page.locator("#result")).to_contain_text("the model's probability for")
         expect(page.locator("#result")).not_to_contain_text("in its own units")
-        context.close()
-    finally:
-        server.stop()
