@@ -27,6 +27,21 @@ LABEL_FROM_PROBA = {
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
 }
 
+# Single trees whose predict/predict_proba take check_input=False: on rows the function has
+# validated (finite, within float32's range, the right number of columns), the tree's own
+# checks would only cast them to float32, which is done here instead.
+SINGLE_TREES = {
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._classes.ExtraTreeClassifier",
+    "sklearn.tree._classes.DecisionTreeRegressor",
+    "sklearn.tree._classes.ExtraTreeRegressor",
+}
+
+
+def _kind(estimator) -> str:
+    kind = type(estimator)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
 
 def _final(estimator):
     steps = getattr(estimator, "steps", None)
@@ -34,9 +49,14 @@ def _final(estimator):
 
 
 def _label_from_proba(estimator) -> bool:
-    final = type(_final(estimator))
-    return (f"{final.__module__}.{final.__qualname__}" in LABEL_FROM_PROBA
+    return (_kind(_final(estimator)) in LABEL_FROM_PROBA
             and getattr(_final(estimator), "n_outputs_", 1) == 1)
+
+
+def _single_tree(estimator, X) -> bool:
+    """Return whether the estimator is one tree with one output, called on numeric rows."""
+    return (_kind(estimator) in SINGLE_TREES and getattr(estimator, "n_outputs_", 1) == 1
+            and isinstance(X, np.ndarray) and X.dtype == np.float64)
 
 
 @contextlib.contextmanager
@@ -54,6 +74,12 @@ def _validated_input():
 def predict_all(estimator, X: np.ndarray, *, classification: bool):
     """Given validated rows, return (predictions, probabilities or None), calling the
     estimator once where its predict() is the argmax of its predict_proba()."""
+    if _single_tree(estimator, X):
+        X32 = np.asarray(X, dtype=np.float32)
+        if classification:
+            proba = estimator.predict_proba(X32, check_input=False)
+            return estimator.classes_.take(np.argmax(proba, axis=1)), proba
+        return estimator.predict(X32, check_input=False), None
     with _validated_input():
         if classification and hasattr(estimator, "predict_proba"):
             proba = estimator.predict_proba(X)
