@@ -92,24 +92,25 @@ def predict_all(estimator, X: np.ndarray, *, classification: bool):
 def score(loaded: LoadedModel, X: np.ndarray, row_warnings: list[list[dict]], *,
           explain: bool) -> list[dict]:
     """Given validated rows and their range warnings, return one result dict per row."""
-    estimator, names = loaded.estimator, [f["name"] for f in loaded.manifest["features"]]
+    estimator = loaded.estimator
     classification = loaded.manifest.get("task") == "classification"
     X = model_input(X, loaded.manifest)  # a DataFrame for models fitted on one that need it
     predicted, proba = predict_all(estimator, X, classification=classification)
+    values = predicted.tolist()
+    results = [{"label": v} for v in values] if classification else \
+        [{"value": float(v)} for v in values]
+    if proba is not None:
+        classes = loaded.class_names
+        for row, p in zip(results, proba.tolist()):
+            row["probabilities"] = dict(zip(classes, p))
     if explain:
-        with _validated_input():
-            explanations = explain_rows(estimator, X, names, list(predicted))
-    classes = [str(c) for c in estimator.classes_] if proba is not None else []
-    probabilities = proba.tolist() if proba is not None else None
-    results = []
-    for i, value in enumerate(predicted.tolist()):
-        row = {"label": value} if classification else {"value": float(value)}
-        if probabilities is not None:
-            row["probabilities"] = dict(zip(classes, probabilities[i]))
-        if explain:
-            row["explanation"] = explanations[i]
-        row["warnings"] = row_warnings[i]
-        results.append(row)
+        # A single tree's explanation calls the tree without its checks: no context needed.
+        with contextlib.nullcontext() if _single_tree(estimator, X) else _validated_input():
+            explanations = explain_rows(estimator, X, loaded.feature_names, list(predicted))
+        for row, explanation in zip(results, explanations):
+            row["explanation"] = explanation
+    for row, warnings_of_row in zip(results, row_warnings):
+        row["warnings"] = warnings_of_row
     return results
 
 
