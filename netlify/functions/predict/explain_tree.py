@@ -144,19 +144,19 @@ class TreeFacts:
                     int(round(self.samples[node])), counts, contributions)
 
     def _change_facts(self, tree, right: list[int]) -> None:
-        """Per measurement the tree tests: its thresholds, the values just past each on both
-        sides, the short decimals there; per node, which measurements its path tests."""
+        """One table of every threshold (per measurement the tree tests, its distinct cuts in
+        order): the value just past each on both sides and the short decimals there; and per
+        node, which measurements its path tests."""
         self.cuts: dict[int, list[float]] = {}
-        self.cut_array: dict[int, np.ndarray] = {}
-        self.up: dict[int, np.ndarray] = {}
-        self.down: dict[int, np.ndarray] = {}
-        self.readable: dict[int, list[dict]] = {}
+        table = []  # (feature, index among its cuts, cut, just above, at or just below)
         for j in sorted({f for f in self.feature if f >= 0}):
-            cuts = np.unique(tree.threshold[tree.feature == j]).tolist()
-            self.cuts[j] = cuts
-            self.cut_array[j] = np.array(cuts)
-            self.up[j] = np.array([_side_value(c, above=True) for c in cuts])
-            self.down[j] = np.array([_side_value(c, above=False) for c in cuts])
+            self.cuts[j] = np.unique(tree.threshold[tree.feature == j]).tolist()
+            table += [(j, k, c, _side_value(c, above=True), _side_value(c, above=False))
+                      for k, c in enumerate(self.cuts[j])]
+        columns = [np.array(column) for column in zip(*table)] or [np.array([], dtype=int)] * 5
+        self.cut_feature, self.cut_index, self.cut_value, self.cut_up, self.cut_down = columns
+        self.readable: dict[int, list[dict]] = {}
+        for j, cuts in self.cuts.items():
             bounds = [-np.inf, *cuts, np.inf]
             self.readable[j] = [
                 {above: _nearest_readable_candidates(c, bounds[k], bounds[k + 2], above=above)
@@ -188,7 +188,7 @@ def explain(tree_model, X: np.ndarray, names: list[str], predicted: list) -> lis
     X = np.asarray(X, dtype=float)
     # The tree's own walk without its input checks: the rows are validated, and cast to the
     # float32 the tree compares as its checks would cast them.
-    leaves = tree_model.apply(np.asarray(X, dtype=np.float32), check_input=False).tolist()
+    leaves = known.tree.apply(np.asarray(X, dtype=np.float32)).tolist()
     classifier = known.classes is not None
     ks = [known.class_index[label] for label in predicted] if classifier else [0] * len(X)
     rows = X.tolist()
@@ -208,14 +208,14 @@ def explain(tree_model, X: np.ndarray, names: list[str], predicted: list) -> lis
             "leaf": {"samples": leaf.samples} if leaf.counts is None
             else {"samples": leaf.samples, "counts": dict(leaf.counts)}})
     if classifier:
-        changes = _changes(tree_model, known, X, rows, leaves, ks)
+        changes = _changes(known, X, rows, leaves, ks)
         for explanation, row_changes in zip(out, changes):
             explanation["changes"] = row_changes
     return out
 
 
-def _changes(tree_model, known: TreeFacts, X: np.ndarray, rows: list[list[float]],
-             leaves: list[int], ks: list[int]) -> list[list[dict]]:
+def _changes(known: TreeFacts, X: np.ndarray, rows: list[list[float]], leaves: list[int],
+             ks: list[int]) -> list[list[dict]]:
     """Given rows, their leaves and answers, return per row and per path feature the smallest
     change of that one measurement that makes the tree answer another class, smallest
     relative change first.
@@ -225,48 +225,42 @@ def _changes(tree_model, known: TreeFacts, X: np.ndarray, rows: list[list[float]
     that changing it alone can give. Every try of every row goes through one walk of the
     tree; only each winner is then written as a short decimal, in the same stretch between
     thresholds, so the tree's answer for it is the same."""
-    tested = known.tests[leaves]  # per row, per feature: does its path test it
-    k_array = np.array(ks)
-    blocks, tries = [], []
-    for j, cuts in known.cut_array.items():
-        at = np.flatnonzero(tested[:, j])
-        if not at.size:
-            continue
-        x = X[at, j]
-        above = x[:, None] <= cuts  # only crossing a cut changes a test
-        tried = np.where(above, known.up[j], known.down[j])
-        block = np.repeat(X[at], len(cuts), axis=0)
-        block[:, j] = tried.ravel()
-        blocks.append(block)
-        tries.append((j, at, above, tried))
-    found: dict[int, dict[int, tuple]] = {j: {} for j in known.cuts}
-    if blocks:
-        grid = np.asarray(np.concatenate(blocks), dtype=np.float32)
-        answers = known.leaf_class[tree_model.apply(grid, check_input=False)]
-        start = 0
-        for j, at, above, tried in tries:
-            answer = answers[start:start + tried.size].reshape(tried.shape)
-            start += tried.size
-            other = answer != k_array[at][:, None]
-            distance = np.where(other, np.abs(tried - X[at, j][:, None]), np.inf)
-            best = np.argmin(distance, axis=1)  # the first of equal distances, as cuts go up
-            hit = np.flatnonzero(other.any(axis=1))
-            k = best[hit]
-            found[j] = dict(zip(at[hit].tolist(), zip(k.tolist(), above[hit, k].tolist(),
-                                                      answer[hit, k].tolist())))
-    out = []
-    for i, (row, node) in enumerate(zip(rows, leaves)):
-        changes = []
+    # Tries in order: by row, then feature, then cut, for the features the row's path tests.
+    row, cut = np.nonzero(known.tests[leaves][:, known.cut_feature])
+    out: list[list[dict]] = [[] for _ in rows]
+    if not row.size:
+        return out
+    feature = known.cut_feature[cut]
+    x = X[row, feature]
+    above = x <= known.cut_value[cut]  # only crossing a cut changes a test
+    tried = np.where(above, known.cut_up[cut], known.cut_down[cut])
+    grid = X[row]
+    grid[np.arange(len(row)), feature] = tried
+    answer = known.leaf_class[known.tree.apply(np.asarray(grid, dtype=np.float32))]
+    other = answer != np.array(ks)[row]
+    distance = np.where(other, np.abs(tried - x), np.inf)
+    # Per (row, feature) run of tries: the nearest that answers otherwise, the first of equals.
+    first = np.r_[True, (row[1:] != row[:-1]) | (feature[1:] != feature[:-1])]
+    starts, group = np.flatnonzero(first), np.cumsum(first) - 1
+    nearest = np.minimum.reduceat(distance, starts)
+    candidates = np.flatnonzero(other & (distance == nearest[group]))
+    best = candidates[np.unique(group[candidates], return_index=True)[1]]
+    found: list[dict[int, tuple]] = [{} for _ in rows]
+    for i, j, k, up, label in zip(row[best].tolist(), feature[best].tolist(),
+                                  known.cut_index[cut[best]].tolist(), above[best].tolist(),
+                                  answer[best].tolist()):
+        found[i][j] = (k, up, label)
+    for i, (values, node) in enumerate(zip(rows, leaves)):
+        hits = found[i]
+        changes = out[i]
         for j in known.leaf(node).tested:
-            hit = found[j].get(i)
-            if hit is None:
+            if j not in hits:
                 continue
-            k, above, answer = hit
-            x, cut = row[j], known.cuts[j][k]
-            changes.append({"feature": known.names[j], "from": x,
-                            "to": nearest_readable(known.readable[j][k][above], cut, x),
-                            "op": ">" if above else "<=", "threshold": cut,
-                            "label": known.class_list[answer]})
+            k, up, label = hits[j]
+            value, threshold = values[j], known.cuts[j][k]
+            changes.append({"feature": known.names[j], "from": value,
+                            "to": nearest_readable(known.readable[j][k][up], threshold, value),
+                            "op": ">" if up else "<=", "threshold": threshold,
+                            "label": known.class_list[label]})
         changes.sort(key=lambda c: abs(c["to"] - c["from"]) / (abs(c["from"]) or 1.0))
-        out.append(changes)
     return out
