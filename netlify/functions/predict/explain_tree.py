@@ -167,6 +167,7 @@ class TreeFacts:
                 for child in (self.left[node], right[node]):
                     self.tests[child] = self.tests[node]
                     self.tests[child, self.feature[node]] = True
+        self.tries = self.tests[:, self.cut_feature]  # per node: the thresholds to try
 
 
 def facts(tree_model, names: list[str]) -> TreeFacts:
@@ -226,7 +227,7 @@ def _changes(known: TreeFacts, X: np.ndarray, rows: list[list[float]], leaves: l
     tree; only each winner is then written as a short decimal, in the same stretch between
     thresholds, so the tree's answer for it is the same."""
     # Tries in order: by row, then feature, then cut, for the features the row's path tests.
-    row, cut = np.nonzero(known.tests[leaves][:, known.cut_feature])
+    row, cut = np.nonzero(known.tries[leaves])
     out: list[list[dict]] = [[] for _ in rows]
     if not row.size:
         return out
@@ -240,11 +241,14 @@ def _changes(known: TreeFacts, X: np.ndarray, rows: list[list[float]], leaves: l
     other = answer != np.array(ks)[row]
     distance = np.where(other, np.abs(tried - x), np.inf)
     # Per (row, feature) run of tries: the nearest that answers otherwise, the first of equals.
-    first = np.r_[True, (row[1:] != row[:-1]) | (feature[1:] != feature[:-1])]
-    starts, group = np.flatnonzero(first), np.cumsum(first) - 1
-    nearest = np.minimum.reduceat(distance, starts)
+    first = np.ones(len(row), dtype=bool)
+    first[1:] = (row[1:] != row[:-1]) | (feature[1:] != feature[:-1])
+    group = np.cumsum(first) - 1
+    nearest = np.minimum.reduceat(distance, np.flatnonzero(first))
     candidates = np.flatnonzero(other & (distance == nearest[group]))
-    best = candidates[np.unique(group[candidates], return_index=True)[1]]
+    firsts = np.ones(len(candidates), dtype=bool)
+    firsts[1:] = group[candidates[1:]] != group[candidates[:-1]]
+    best = candidates[firsts]
     found: list[dict[int, tuple]] = [{} for _ in rows]
     for i, j, k, up, label in zip(row[best].tolist(), feature[best].tolist(),
                                   known.cut_index[cut[best]].tolist(), above[best].tolist(),

@@ -27,8 +27,8 @@ LABEL_FROM_PROBA = {
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
 }
 
-# Single trees whose predict/predict_proba take check_input=False: on rows the function has
-# validated (finite, within float32's range, the right number of columns), the tree's own
+# Single trees, walked as their own predict/predict_proba walk them: on rows the function
+# has validated (finite, within float32's range, the right number of columns), the tree's
 # checks would only cast them to float32, which is done here instead.
 SINGLE_TREES = {
     "sklearn.tree._classes.DecisionTreeClassifier",
@@ -75,11 +75,12 @@ def predict_all(estimator, X: np.ndarray, *, classification: bool):
     """Given validated rows, return (predictions, probabilities or None), calling the
     estimator once where its predict() is the argmax of its predict_proba()."""
     if _single_tree(estimator, X):
-        X32 = np.asarray(X, dtype=np.float32)
+        # What the tree's predict_proba / predict do once their checks have passed.
+        values = estimator.tree_.predict(np.asarray(X, dtype=np.float32))
         if classification:
-            proba = estimator.predict_proba(X32, check_input=False)
+            proba = values[:, :estimator.n_classes_]
             return estimator.classes_.take(np.argmax(proba, axis=1)), proba
-        return estimator.predict(X32, check_input=False), None
+        return values[:, 0], None
     with _validated_input():
         if classification and hasattr(estimator, "predict_proba"):
             proba = estimator.predict_proba(X)
