@@ -28,7 +28,7 @@ def _nearest_readable_candidates(cut: float, low: float, high: float, *,
                                  above: bool) -> tuple[list[tuple[float, float]], float]:
     """Return the short decimals just past a tree threshold on one side, within (low, high],
     shortest first, each with its distance to the cut; and the value to use when none is
-    near enough (see `nearest_readable`)."""
+    near enough (see `_nearest_readable`)."""
     magnitude = int(np.floor(np.log10(abs(cut)))) if cut else 0
     candidates = []
     for digits in range(3, 18):
@@ -45,7 +45,7 @@ def _nearest_readable_candidates(cut: float, low: float, high: float, *,
     return candidates, fallback
 
 
-def nearest_readable(candidates: tuple[list[tuple[float, float]], float], cut: float,
+def _nearest_readable(candidates: tuple[list[tuple[float, float]], float], cut: float,
                      x: float) -> float:
     """Given a cut's candidates, return the shortest decimal past it within a tenth of the
     distance from the row's value x to the cut.
@@ -263,7 +263,7 @@ def _changes(known: TreeFacts, X: np.ndarray, rows: list[list[float]], leaves: l
             k, up, label = hits[j]
             value, threshold = values[j], known.cuts[j][k]
             changes.append({"feature": known.names[j], "from": value,
-                            "to": nearest_readable(known.readable[j][k][up], threshold, value),
+                            "to": _nearest_readable(known.readable[j][k][up], threshold, value),
                             "op": ">" if up else "<=", "threshold": threshold,
                             "label": known.class_list[label]})
         changes.sort(key=lambda c: abs(c["to"] - c["from"]) / (abs(c["from"]) or 1.0))
