@@ -200,6 +200,14 @@ def test_rows_the_columns_cannot_take_get_the_value_by_value_errors(changes):
     assert err.value.details[0]["row"] == 1
 
 
+def test_a_row_with_as_many_fields_but_another_name_gets_the_value_by_value_errors():
+    rows = [{"a": 0.5, "b": 3, "c": 1.0}, {"a": 0.5, "b": 3, "d": 1.0}]
+    with pytest.raises(InvalidInput) as err:
+        validate(rows, FEATURES)
+    assert [(d["row"], d["field"], d["code"]) for d in err.value.details] == [
+        (1, "d", "unknown_feature"), (1, "c", "missing_feature")]
+
+
 def test_the_committed_models_examples_validate_alike_both_ways():
     features = manifest()["features"]
     rows = [ex["features"] for ex in manifest()["examples"]]
