@@ -54,9 +54,11 @@ def _label_from_proba(estimator) -> bool:
 
 
 def _single_tree(estimator, X) -> bool:
-    """Return whether the estimator is one tree with one output, called on numeric rows."""
+    """Return whether the estimator is one tree with one output, called on numeric rows with
+    its number of columns (its walk itself checks none of these)."""
     return (_kind(estimator) in SINGLE_TREES and getattr(estimator, "n_outputs_", 1) == 1
-            and isinstance(X, np.ndarray) and X.dtype == np.float64)
+            and isinstance(X, np.ndarray) and X.dtype == np.float64 and X.ndim == 2
+            and X.shape[1] == estimator.tree_.n_features)
 
 
 @contextlib.contextmanager
