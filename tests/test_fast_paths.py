@@ -53,6 +53,15 @@ def test_one_tree_regressor_call_gives_the_estimators_own_values(estimator):
     assert proba is None
 
 
+def test_a_tree_given_rows_with_other_columns_refuses_them_rather_than_walk_them():
+    """The tree's own walk checks nothing: the shortcut is only for rows with its columns."""
+    tree = DecisionTreeClassifier(random_state=0).fit(X_IRIS, Y_IRIS)
+    with pytest.raises(ValueError, match="3 features"):
+        predict_all(tree, X_IRIS[:, :3], classification=True)
+    with pytest.raises(ValueError, match="3 features"):
+        explain_rows(tree, X_IRIS[:, :3], ["a", "b", "c"], list(Y_IRIS))
+
+
 def the_committed_tree():
     import pickle
     model = pickle.loads((ROOT / "model" / manifest()["artifact"]["file"]).read_bytes())
