@@ -244,7 +244,9 @@ def _ms(timing: dict, key: str) -> float | None:
 
 def log_invocation(req: Request | None, status: int, timing: dict, total: float) -> None:
     """Write the one log line of an invocation: never a value from the request's body."""
-    if not log.isEnabledFor(logging.INFO):
+    # With no handler anywhere, Python's last resort writes warnings only: the line would go
+    # nowhere (a WSGI server that does not configure logging), so it is not built.
+    if not (log.isEnabledFor(logging.INFO) and log.hasHandlers()):
         return
     log.info(json.dumps({"event": "invocation", "method": req.method[:10] if req else None,
                          "route": route_of(req.path)[:40] if req else None,

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,16 @@ class LoadedModel:
     estimator: Any
     manifest: Manifest
     load_ms: float
+
+    @cached_property
+    def feature_names(self) -> list[str]:
+        """The manifest's feature names, in the order the model takes its columns."""
+        return [f["name"] for f in self.manifest["features"]]
+
+    @cached_property
+    def class_names(self) -> list[str]:
+        """The estimator's classes as text, the keys of each answer's probabilities."""
+        return [str(c) for c in self.estimator.classes_]
 
 
 def model_dir() -> Path:

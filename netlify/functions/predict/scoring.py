@@ -27,6 +27,21 @@ LABEL_FROM_PROBA = {
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
 }
 
+# Single trees, walked as their own predict/predict_proba walk them: on rows the function
+# has validated (finite, within float32's range, the right number of columns), the tree's
+# checks would only cast them to float32, which is done here instead.
+SINGLE_TREES = {
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._classes.ExtraTreeClassifier",
+    "sklearn.tree._classes.DecisionTreeRegressor",
+    "sklearn.tree._classes.ExtraTreeRegressor",
+}
+
+
+def _kind(estimator) -> str:
+    kind = type(estimator)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
 
 def _final(estimator):
     steps = getattr(estimator, "steps", None)
@@ -34,9 +49,16 @@ def _final(estimator):
 
 
 def _label_from_proba(estimator) -> bool:
-    final = type(_final(estimator))
-    return (f"{final.__module__}.{final.__qualname__}" in LABEL_FROM_PROBA
+    return (_kind(_final(estimator)) in LABEL_FROM_PROBA
             and getattr(_final(estimator), "n_outputs_", 1) == 1)
+
+
+def _single_tree(estimator, X) -> bool:
+    """Return whether the estimator is one tree with one output, called on numeric rows with
+    its number of columns (its walk itself checks none of these)."""
+    return (_kind(estimator) in SINGLE_TREES and getattr(estimator, "n_outputs_", 1) == 1
+            and isinstance(X, np.ndarray) and X.dtype == np.float64 and X.ndim == 2
+            and X.shape[1] == estimator.tree_.n_features)
 
 
 @contextlib.contextmanager
@@ -54,6 +76,13 @@ def _validated_input():
 def predict_all(estimator, X: np.ndarray, *, classification: bool):
     """Given validated rows, return (predictions, probabilities or None), calling the
     estimator once where its predict() is the argmax of its predict_proba()."""
+    if _single_tree(estimator, X):
+        # What the tree's predict_proba / predict do once their checks have passed.
+        values = estimator.tree_.predict(np.asarray(X, dtype=np.float32))
+        if classification:
+            proba = values[:, :estimator.n_classes_]
+            return estimator.classes_.take(np.argmax(proba, axis=1)), proba
+        return values[:, 0], None
     with _validated_input():
         if classification and hasattr(estimator, "predict_proba"):
             proba = estimator.predict_proba(X)
@@ -66,24 +95,25 @@ def predict_all(estimator, X: np.ndarray, *, classification: bool):
 def score(loaded: LoadedModel, X: np.ndarray, row_warnings: list[list[dict]], *,
           explain: bool) -> list[dict]:
     """Given validated rows and their range warnings, return one result dict per row."""
-    estimator, names = loaded.estimator, [f["name"] for f in loaded.manifest["features"]]
+    estimator = loaded.estimator
     classification = loaded.manifest.get("task") == "classification"
     X = model_input(X, loaded.manifest)  # a DataFrame for models fitted on one that need it
     predicted, proba = predict_all(estimator, X, classification=classification)
+    values = predicted.tolist()
+    results = [{"label": v} for v in values] if classification else \
+        [{"value": float(v)} for v in values]
+    if proba is not None:
+        classes = loaded.class_names
+        for row, p in zip(results, proba.tolist()):
+            row["probabilities"] = dict(zip(classes, p))
     if explain:
-        with _validated_input():
-            explanations = explain_rows(estimator, X, names, list(predicted))
-    classes = [str(c) for c in estimator.classes_] if proba is not None else []
-    probabilities = proba.tolist() if proba is not None else None
-    results = []
-    for i, value in enumerate(predicted.tolist()):
-        row = {"label": value} if classification else {"value": float(value)}
-        if probabilities is not None:
-            row["probabilities"] = dict(zip(classes, probabilities[i]))
-        if explain:
-            row["explanation"] = explanations[i]
-        row["warnings"] = row_warnings[i]
-        results.append(row)
+        # A single tree's explanation calls the tree without its checks: no context needed.
+        with contextlib.nullcontext() if _single_tree(estimator, X) else _validated_input():
+            explanations = explain_rows(estimator, X, loaded.feature_names, list(predicted))
+        for row, explanation in zip(results, explanations):
+            row["explanation"] = explanation
+    for row, warnings_of_row in zip(results, row_warnings):
+        row["warnings"] = warnings_of_row
     return results
 
 

@@ -1,0 +1,272 @@
+"""A single decision tree's explanation, per row, from facts worked out once per model.
+
+Owns: for decision trees, the decision path in readable steps (with the share of the
+answer, or the value, before and after each step), each feature's contribution along that
+path (the base value plus the contributions equals the prediction), the training samples
+in the leaf, and for classifiers what would change the answer: per measurement on the
+path, the smallest change of that one measurement that makes the tree answer something
+else, found exactly from the tree.
+
+Everything that depends only on the tree (each leaf's path, shares, contributions and
+counts; each measurement's thresholds and the short decimals just past them) is built once
+per fitted tree and kept in `facts()`; a request then only finds its rows' leaves, with one
+call for the rows and one for every change tried, and writes the rows' own values in.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import NamedTuple
+
+import numpy as np
+
+_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_cache_lock = threading.Lock()
+
+
+def _nearest_readable_candidates(cut: float, low: float, high: float, *,
+                                 above: bool) -> tuple[list[tuple[float, float]], float]:
+    """Return the short decimals just past a tree threshold on one side, within (low, high],
+    shortest first, each with its distance to the cut; and the value to use when none is
+    near enough (see `_nearest_readable`)."""
+    magnitude = int(np.floor(np.log10(abs(cut)))) if cut else 0
+    candidates = []
+    for digits in range(3, 18):
+        scale = 10.0 ** (digits - 1 - magnitude)
+        step = np.ceil(cut * scale) if above else np.floor(cut * scale)
+        if above and step / scale <= cut:  # a cut with few digits, like 1.75: go one past it
+            step += 1
+        candidate = float(step / scale)
+        seen = float(np.float32(candidate))
+        if (cut < seen <= high) if above else (low < seen <= cut):
+            candidates.append((candidate, abs(candidate - cut)))
+    # Two thresholds closer than 4 figures: the next float32, written as short as it reads.
+    fallback = float(str(np.nextafter(np.float32(cut), np.float32(np.inf if above else -np.inf))))
+    return candidates, fallback
+
+
+def _nearest_readable(candidates: tuple[list[tuple[float, float]], float], cut: float,
+                     x: float) -> float:
+    """Given a cut's candidates, return the shortest decimal past it within a tenth of the
+    distance from the row's value x to the cut.
+
+    Trees compare float32 inputs with float64 thresholds, and every candidate lies before
+    the next threshold on that measurement, so the tree's answer for the returned value is
+    the one for every value just past the cut. Staying within a tenth of the distance keeps
+    the change close to the smallest, and it reads "112.78", not "112.79999923706055"."""
+    near = abs(x - cut) / 10
+    shortest, fallback = candidates
+    return next((c for c, distance in shortest if distance <= near), fallback)
+
+
+def _side_value(cut: float, *, above: bool) -> float:
+    """Return the value nearest a threshold that the tree sends to one side of it (trees
+    compare float32 inputs with float64 thresholds)."""
+    seen = np.float32(cut)
+    if above and float(seen) <= cut:
+        seen = np.nextafter(seen, np.float32(np.inf))
+    elif not above and float(seen) > cut:
+        seen = np.nextafter(seen, np.float32(-np.inf))
+    return float(seen)
+
+
+def _contribution_pairs(names: list[str], values: np.ndarray) -> list[tuple[str, float]]:
+    pairs = [(n, v) for n, v in zip(names, values.tolist()) if v != 0]
+    pairs.sort(key=lambda p: -abs(p[1]))  # stable: equal sizes keep the feature order
+    return pairs
+
+
+class Leaf(NamedTuple):
+    """One leaf's part of every explanation that ends there."""
+    steps: list[tuple]  # (feature index, name, op, threshold, node, next node, end of text)
+    tested: list[int]  # the features its path tests, in the order it first tests them
+    samples: int
+    counts: tuple | None  # (class as text, training samples) per class, for classifiers
+    contributions: list[list[tuple[str, float]]]  # per class (or the one value): (name, v)
+
+
+class TreeFacts:
+    """What one fitted tree's explanations need that no row changes, worked out once (each
+    leaf's part when a row first ends there)."""
+
+    def __init__(self, tree_model, names: list[str]):
+        tree = self.tree = tree_model.tree_
+        self.names = list(names)
+        self.classes = getattr(tree_model, "classes_", None)
+        values = tree.value[:, 0, :]
+        if self.classes is not None:
+            values = values / values.sum(axis=1, keepdims=True)
+        self.by_class = values.T.tolist()  # per class, per node: the share (or the value)
+        self.feature, self.threshold = tree.feature.tolist(), tree.threshold.tolist()
+        self.left, right = tree.children_left.tolist(), tree.children_right.tolist()
+        self.parent = [-1] * tree.node_count
+        for node in range(tree.node_count):
+            if self.left[node] >= 0:
+                self.parent[self.left[node]] = self.parent[right[node]] = node
+        self.samples = tree.weighted_n_node_samples.tolist()
+        self._leaves: dict[int, Leaf] = {}
+        if self.classes is not None:
+            self.class_index = {c: k for k, c in enumerate(self.classes.tolist())}
+            self.class_list = self.classes.tolist()
+            self.leaf_class = np.argmax(tree.value[:, 0, :], axis=1)  # as predict() picks
+            self._change_facts(tree, right)
+
+    def leaf(self, node: int) -> Leaf:
+        """Return a leaf's part of the explanation, worked out when first asked."""
+        found = self._leaves.get(node)
+        if found is None:
+            found = self._leaves[node] = self._leaf(node)
+        return found
+
+    def _leaf(self, node: int) -> Leaf:
+        nodes = [node]
+        while self.parent[nodes[-1]] >= 0:
+            nodes.append(self.parent[nodes[-1]])
+        nodes.sort()  # node ids grow with depth: root to leaf
+        steps = []
+        for up, down in zip(nodes[:-1], nodes[1:]):
+            j, cut, went_left = self.feature[up], self.threshold[up], down == self.left[up]
+            steps.append((j, self.names[j], "<=" if went_left else ">", cut, up, down,
+                          f"{'at most' if went_left else 'above'} {cut:.4g}"))
+        counts = None
+        if self.classes is not None:
+            value = self.tree.value[node, 0, :]
+            shares = value / value.sum()
+            counts = tuple((str(c), int(round(s * self.samples[node])))
+                           for c, s in zip(self.classes, shares))
+        contributions = []
+        for value in self.by_class:
+            contrib = np.zeros(len(self.names))
+            for up, down in zip(nodes[:-1], nodes[1:]):
+                contrib[self.feature[up]] += value[down] - value[up]
+            contributions.append(_contribution_pairs(self.names, contrib))
+        return Leaf(steps, list(dict.fromkeys(s[0] for s in steps)),
+                    int(round(self.samples[node])), counts, contributions)
+
+    def _change_facts(self, tree, right: list[int]) -> None:
+        """One table of every threshold (per measurement the tree tests, its distinct cuts in
+        order): the value just past each on both sides and the short decimals there; and per
+        node, which measurements its path tests."""
+        self.cuts: dict[int, list[float]] = {}
+        table = []  # (feature, index among its cuts, cut, just above, at or just below)
+        for j in sorted({f for f in self.feature if f >= 0}):
+            self.cuts[j] = np.unique(tree.threshold[tree.feature == j]).tolist()
+            table += [(j, k, c, _side_value(c, above=True), _side_value(c, above=False))
+                      for k, c in enumerate(self.cuts[j])]
+        columns = [np.array(column) for column in zip(*table)] or [np.array([], dtype=int)] * 5
+        self.cut_feature, self.cut_index, self.cut_value, self.cut_up, self.cut_down = columns
+        self.readable: dict[int, list[dict]] = {}
+        for j, cuts in self.cuts.items():
+            bounds = [-np.inf, *cuts, np.inf]
+            self.readable[j] = [
+                {above: _nearest_readable_candidates(c, bounds[k], bounds[k + 2], above=above)
+                 for above in (True, False)} for k, c in enumerate(cuts)]
+        self.tests = np.zeros((tree.node_count, max(self.cuts, default=0) + 1), dtype=bool)
+        for node in range(tree.node_count):  # a parent comes before its children
+            if self.left[node] >= 0:
+                for child in (self.left[node], right[node]):
+                    self.tests[child] = self.tests[node]
+                    self.tests[child, self.feature[node]] = True
+        self.tries = self.tests[:, self.cut_feature]  # per node: the thresholds to try
+
+
+def facts(tree_model, names: list[str]) -> TreeFacts:
+    """Return the tree's facts for these feature names: built on first use, kept while the
+    model lives."""
+    found = _cache.get(tree_model)
+    if found is None or found.names != names:
+        with _cache_lock:
+            found = _cache.get(tree_model)
+            if found is None or found.names != names:
+                found = _cache[tree_model] = TreeFacts(tree_model, names)
+    return found
+
+
+def explain(tree_model, X: np.ndarray, names: list[str], predicted: list) -> list[dict]:
+    """Given a fitted tree, validated rows, the names of their columns and the tree's answers,
+    return one explanation per row."""
+    known = facts(tree_model, names)
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2 or X.shape[1] != known.tree.n_features:  # the walk itself checks nothing
+        raise ValueError(f"X has {X.shape[-1]} features; the tree takes {known.tree.n_features}")
+    # The tree's own walk without its input checks: the rows are validated, and cast to the
+    # float32 the tree compares as its checks would cast them.
+    leaves = known.tree.apply(np.asarray(X, dtype=np.float32)).tolist()
+    classifier = known.classes is not None
+    ks = [known.class_index[label] for label in predicted] if classifier else [0] * len(X)
+    rows = X.tolist()
+    space = "probability" if classifier else "value"
+    out = []
+    for row, node, k, label in zip(rows, leaves, ks, predicted):
+        value, leaf = known.by_class[k], known.leaf(node)
+        out.append({
+            "method": "decision_path", "space": space, "target": label,
+            "base_value": value[0],
+            "contributions": [{"feature": n, "contribution": v}
+                              for n, v in leaf.contributions[k]],
+            "path": [{"feature": name, "op": op, "threshold": cut, "value": row[j],
+                      "before": value[up], "after": value[down],
+                      "text": f"{name} is {row[j]:.4g}, {tail}"}
+                     for j, name, op, cut, up, down, tail in leaf.steps],
+            "leaf": {"samples": leaf.samples} if leaf.counts is None
+            else {"samples": leaf.samples, "counts": dict(leaf.counts)}})
+    if classifier:
+        changes = _changes(known, X, rows, leaves, ks)
+        for explanation, row_changes in zip(out, changes):
+            explanation["changes"] = row_changes
+    return out
+
+
+def _changes(known: TreeFacts, X: np.ndarray, rows: list[list[float]], leaves: list[int],
+             ks: list[int]) -> list[list[dict]]:
+    """Given rows, their leaves and answers, return per row and per path feature the smallest
+    change of that one measurement that makes the tree answer another class, smallest
+    relative change first.
+
+    The leaf depends only on the measurements tested on the path, so trying each side of
+    every threshold the tree has for one of them (the others fixed) covers every answer
+    that changing it alone can give. Every try of every row goes through one walk of the
+    tree; only each winner is then written as a short decimal, in the same stretch between
+    thresholds, so the tree's answer for it is the same."""
+    # Tries in order: by row, then feature, then cut, for the features the row's path tests.
+    row, cut = np.nonzero(known.tries[leaves])
+    out: list[list[dict]] = [[] for _ in rows]
+    if not row.size:
+        return out
+    feature = known.cut_feature[cut]
+    x = X[row, feature]
+    above = x <= known.cut_value[cut]  # only crossing a cut changes a test
+    tried = np.where(above, known.cut_up[cut], known.cut_down[cut])
+    grid = X[row]
+    grid[np.arange(len(row)), feature] = tried
+    answer = known.leaf_class[known.tree.apply(np.asarray(grid, dtype=np.float32))]
+    other = answer != np.array(ks)[row]
+    distance = np.where(other, np.abs(tried - x), np.inf)
+    # Per (row, feature) run of tries: the nearest that answers otherwise, the first of equals.
+    first = np.ones(len(row), dtype=bool)
+    first[1:] = (row[1:] != row[:-1]) | (feature[1:] != feature[:-1])
+    group = np.cumsum(first) - 1
+    nearest = np.minimum.reduceat(distance, np.flatnonzero(first))
+    candidates = np.flatnonzero(other & (distance == nearest[group]))
+    firsts = np.ones(len(candidates), dtype=bool)
+    firsts[1:] = group[candidates[1:]] != group[candidates[:-1]]
+    best = candidates[firsts]
+    found: list[dict[int, tuple]] = [{} for _ in rows]
+    for i, j, k, up, label in zip(row[best].tolist(), feature[best].tolist(),
+                                  known.cut_index[cut[best]].tolist(), above[best].tolist(),
+                                  answer[best].tolist()):
+        found[i][j] = (k, up, label)
+    for i, (values, node) in enumerate(zip(rows, leaves)):
+        hits = found[i]
+        changes = out[i]
+        for j in known.leaf(node).tested:
+            if j not in hits:
+                continue
+            k, up, label = hits[j]
+            value, threshold = values[j], known.cuts[j][k]
+            changes.append({"feature": known.names[j], "from": value,
+                            "to": _nearest_readable(known.readable[j][k][up], threshold, value),
+                            "op": ">" if up else "<=", "threshold": threshold,
+                            "label": known.class_list[label]})
+        changes.sort(key=lambda c: abs(c["to"] - c["from"]) / (abs(c["from"]) or 1.0))
+    return out
