@@ -96,44 +96,44 @@ def _numeric_save(folder, est, table, target, *, how) -> Fitted:
     return _save(folder, est, numeric, target, how=how)
 
 
+def _numeric_fit(folder: Path, est, target: str, *, how: str = "pickle",
+                 array: bool = False) -> Fitted:
+    """Fit est on the numeric table (its DataFrame, or its array) for target and save it."""
+    table = houses()
+    X = _numeric(table)
+    est.fit(X.to_numpy() if array else X, table[target])
+    return _numeric_save(folder, est, table, target, how=how)
+
+
 def forest_compressed(folder: Path) -> Fitted:
     """A random forest fitted on a numeric DataFrame, saved with joblib.dump(compress=3)."""
-    table = houses()
-    est = RandomForestClassifier(n_estimators=15, max_depth=5, random_state=0)
-    est.fit(_numeric(table), table["dear"])
-    return _numeric_save(folder, est, table, "dear", how="joblib-compressed")
+    return _numeric_fit(folder, RandomForestClassifier(n_estimators=15, max_depth=5,
+                                                       random_state=0),
+                        "dear", how="joblib-compressed")
 
 
 def boosting(folder: Path) -> Fitted:
     """Gradient boosting fitted on a numeric DataFrame, pickled."""
-    table = houses()
-    est = GradientBoostingClassifier(n_estimators=25, max_depth=3, random_state=0)
-    est.fit(_numeric(table), table["dear"])
-    return _numeric_save(folder, est, table, "dear", how="pickle")
+    return _numeric_fit(folder, GradientBoostingClassifier(n_estimators=25, max_depth=3,
+                                                           random_state=0), "dear")
 
 
 def forest_regressor(folder: Path) -> Fitted:
     """A random forest regressor on a numeric array, pickled."""
-    table = houses()
-    est = RandomForestRegressor(n_estimators=10, max_depth=4, random_state=0)
-    est.fit(_numeric(table).to_numpy(), table["price"])
-    return _numeric_save(folder, est, table, "price", how="pickle")
+    return _numeric_fit(folder, RandomForestRegressor(n_estimators=10, max_depth=4,
+                                                      random_state=0), "price", array=True)
 
 
 def extra_trees(folder: Path) -> Fitted:
     """Extra trees regressor on a numeric DataFrame, pickled."""
-    table = houses()
-    est = ExtraTreesRegressor(n_estimators=10, max_depth=4, random_state=0)
-    est.fit(_numeric(table), table["price"])
-    return _numeric_save(folder, est, table, "price", how="pickle")
+    return _numeric_fit(folder, ExtraTreesRegressor(n_estimators=10, max_depth=4,
+                                                    random_state=0), "price")
 
 
 def boosting_regressor(folder: Path) -> Fitted:
     """Gradient boosting regressor on a numeric DataFrame, pickled."""
-    table = houses()
-    est = GradientBoostingRegressor(n_estimators=25, max_depth=2, random_state=0)
-    est.fit(_numeric(table), table["price"])
-    return _numeric_save(folder, est, table, "price", how="pickle")
+    return _numeric_fit(folder, GradientBoostingRegressor(n_estimators=25, max_depth=2,
+                                                          random_state=0), "price")
 
 
 def boosting_multiclass(folder: Path) -> Fitted:
@@ -147,18 +147,14 @@ def boosting_multiclass(folder: Path) -> Fitted:
 
 def hist_boosting(folder: Path) -> Fitted:
     """Histogram gradient boosting, binary, on a numeric DataFrame, pickled."""
-    table = houses()
-    est = HistGradientBoostingClassifier(max_iter=15, max_leaf_nodes=8, random_state=0)
-    est.fit(_numeric(table), table["dear"])
-    return _numeric_save(folder, est, table, "dear", how="pickle")
+    return _numeric_fit(folder, HistGradientBoostingClassifier(max_iter=15, max_leaf_nodes=8,
+                                                               random_state=0), "dear")
 
 
 def hist_boosting_regressor(folder: Path) -> Fitted:
     """Histogram gradient boosting regressor on a numeric DataFrame, pickled."""
-    table = houses()
-    est = HistGradientBoostingRegressor(max_iter=15, max_leaf_nodes=8, random_state=0)
-    est.fit(_numeric(table), table["price"])
-    return _numeric_save(folder, est, table, "price", how="pickle")
+    return _numeric_fit(folder, HistGradientBoostingRegressor(max_iter=15, max_leaf_nodes=8,
+                                                              random_state=0), "price")
 
 
 def hist_boosting_multiclass(folder: Path) -> Fitted:
