@@ -17,7 +17,6 @@ import hashlib
 import importlib.util
 import io
 import json
-import pickle
 import re
 import sys
 import warnings
@@ -34,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "netlify" / "functi
 import modelcard  # noqa: E402
 from predict import frames  # noqa: E402  the function's own input builder: parity by construction
 from predict.settings import SettingsError, from_env  # noqa: E402
-from predict.unpickle import ForbiddenGlobal, check_global, restricted_loads  # noqa: E402
+from predict.unpickle import ForbiddenGlobal, RestrictedUnpickler, check_global  # noqa: E402
 
 
 CARD_KEYS = {"title", "description", "intended_use", "limitations", "label_descriptions",
@@ -212,11 +211,11 @@ def load_estimator(path: Path, *, allow_version_mismatch: bool = False):
     return estimator, source
 
 
-class _Recorder(pickle.Unpickler):
-    """An unpickler that notes every global (module, name) the pickle refers to."""
+class _Recorder(RestrictedUnpickler):
+    """The function's restricted unpickler, noting every global (module, name) it is asked for."""
 
-    def __init__(self, file):
-        super().__init__(file)
+    def __init__(self, file, *, extra: frozenset[str]):
+        super().__init__(file, extra=extra)
         self.found: set[tuple[str, str]] = set()
 
     def find_class(self, module: str, name: str):
@@ -224,19 +223,16 @@ class _Recorder(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def pickle_globals(estimator) -> set[tuple[str, str]]:
-    """Return the (module, name) globals the served pickle of the estimator refers to."""
-    recorder = _Recorder(io.BytesIO(modelcard.stable_pickle(estimator)))
-    recorder.load()
-    return recorder.found
-
-
-def check_servable(estimator, path: Path) -> None:
-    """Refuse a model whose served pickle the function's restricted unpickler would refuse."""
+def served_globals(estimator, path: Path) -> set[tuple[str, str]]:
+    """Return the (module, name) globals the estimator's served pickle names, unpickling it as
+    the function will; PackagingError for a pickle the function would refuse."""
+    recorder = _Recorder(io.BytesIO(modelcard.stable_pickle(estimator)),
+                         extra=frozenset(from_env().trusted_globals))
     try:
-        restricted_loads(modelcard.stable_pickle(estimator), extra=from_env().trusted_globals)
+        recorder.load()
     except ForbiddenGlobal as exc:
         raise PackagingError(_why_forbidden(path, exc)) from None
+    return recorder.found
 
 
 def read_reference(path: Path, target: str | None) -> tuple[list[str], list[list[str]], list[str] | None]:
@@ -404,8 +400,7 @@ def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | N
     """Package a pickled (or joblib) estimator and its reference CSV into out_dir; return the
     manifest."""
     estimator, source = load_estimator(model_path, allow_version_mismatch=allow_version_mismatch)
-    found = pickle_globals(estimator)
-    check_servable(estimator, model_path)
+    found = served_globals(estimator, model_path)
     columns, rows, y_text = read_reference(data_path, target)
     names = feature_order(estimator, columns, target)
     X, types = build_matrix(columns, rows, names)
