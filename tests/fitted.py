@@ -136,13 +136,18 @@ def boosting_regressor(folder: Path) -> Fitted:
                                                           random_state=0), "price")
 
 
-def boosting_multiclass(folder: Path) -> Fitted:
-    """Gradient boosting over three classes (one tree per class per stage), pickled."""
+def _city_fit(folder: Path, est) -> Fitted:
+    """Fit est to tell the three cities apart from rooms, area and price; pickle it."""
     table = houses()
     features = ["rooms", "area", "price"]
-    est = GradientBoostingClassifier(n_estimators=10, max_depth=2, random_state=0)
     est.fit(table[features], table["city"])
     return _save(folder, est, table, "city", how="pickle", features=features)
+
+
+def boosting_multiclass(folder: Path) -> Fitted:
+    """Gradient boosting over three classes (one tree per class per stage), pickled."""
+    return _city_fit(folder, GradientBoostingClassifier(n_estimators=10, max_depth=2,
+                                                        random_state=0))
 
 
 def hist_boosting(folder: Path) -> Fitted:
@@ -159,11 +164,8 @@ def hist_boosting_regressor(folder: Path) -> Fitted:
 
 def hist_boosting_multiclass(folder: Path) -> Fitted:
     """Histogram gradient boosting over three classes, pickled."""
-    table = houses()
-    features = ["rooms", "area", "price"]
-    est = HistGradientBoostingClassifier(max_iter=10, max_leaf_nodes=6, random_state=0)
-    est.fit(table[features], table["city"])
-    return _save(folder, est, table, "city", how="pickle", features=features)
+    return _city_fit(folder, HistGradientBoostingClassifier(max_iter=10, max_leaf_nodes=6,
+                                                            random_state=0))
 
 
 KINDS = {"frame-classifier": frame_classifier, "frame-regressor": frame_regressor,
