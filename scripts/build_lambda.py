@@ -127,9 +127,10 @@ def build(out: Path, model_dir: Path, *, deps: bool, bytecode: bool = True) -> P
         install_wheels(bundle, requirement_files(model_dir))
     if python:
         compile_bytecode(bundle, python)
-        if folder_size(bundle) > LAMBDA_LIMIT:  # e.g. a DataFrame model's bundle, with pandas
-            compile_bytecode(bundle, python, sourceless=True)
     size = folder_size(bundle)
+    if python and size > LAMBDA_LIMIT:  # e.g. a big model's bundle, with pandas
+        compile_bytecode(bundle, python, sourceless=True)
+        size = folder_size(bundle)
     if size > LAMBDA_LIMIT:
         raise SystemExit(f"the bundle is {size / 2**20:.0f} MB unzipped; Lambda allows 250 MB")
     archive = out / "predict-lambda.zip"

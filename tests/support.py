@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import urllib.error
@@ -11,6 +12,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / "model"
+
+
+def copy_checkout(folder: Path, parts: tuple[str, ...]) -> Path:
+    """Copy these files and folders of the repository into folder, as a checkout has them."""
+    for part in parts:
+        source, target = ROOT / part, folder / part
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, target)
+    return folder
 
 
 def manifest() -> dict:

@@ -2,7 +2,6 @@
 import hashlib
 import json
 import re
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -13,7 +12,7 @@ import pytest
 
 import build
 import build_lambda
-from support import ROOT, event, example
+from support import ROOT, copy_checkout, event, example
 
 
 @pytest.fixture(scope="module")
@@ -236,11 +235,8 @@ esac
 @pytest.fixture
 def checkout(tmp_path):
     """A copy of what deploy.sh reads, with fake aws, sam and netlify clients."""
-    folder = tmp_path / "repo"
-    for part in ("scripts", "deploy", "site", "netlify.toml", "model/manifest.json"):
-        target = folder / part
-        target.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if (ROOT / part).is_dir() else shutil.copy)(ROOT / part, target)
+    folder = copy_checkout(tmp_path / "repo", ("scripts", "deploy", "site", "netlify.toml",
+                                               "model/manifest.json"))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name, text in (("aws", FAKE_AWS), ("sam", FAKE_SAM), ("netlify", FAKE_NETLIFY)):

@@ -2,7 +2,6 @@
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,7 +14,7 @@ import pytest
 
 import build
 
-from support import ROOT, example, manifest
+from support import ROOT, copy_checkout, example, manifest
 
 pytestmark = pytest.mark.netlify
 NETLIFY = ROOT / "node_modules" / ".bin" / "netlify"
@@ -104,10 +103,7 @@ def test_netlify_dev_passes_function_errors_through(netlify_dev):
 
 def copy_site(folder):
     """Copy what Netlify's build and deploy read into folder, as a fresh checkout has it."""
-    for part in ("netlify.toml", "site", "scripts/build.py"):
-        source, target = ROOT / part, folder / part
-        target.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, target)
+    copy_checkout(folder, ("netlify.toml", "site", "scripts/build.py"))
 
 
 def test_netlify_build_points_api_at_the_lambda_function(tmp_path):
