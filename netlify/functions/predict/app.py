@@ -8,7 +8,6 @@ are thin adapters over the one App the process builds from its environment.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import threading
@@ -70,12 +69,13 @@ def openapi(app: App, req: Request, timing: dict) -> Response:
     return Response.json(200, doc, {"Cache-Control": "no-cache"})
 
 
-def predict(app: App, req: Request, timing: dict) -> Response:
+def _scored(app: App, req: Request, timing: dict, explain: str) -> tuple[dict, str, list[dict]]:
+    """Given a prediction request and its explain value ('true', 'false', '1' or '0', checked
+    here), return the manifest, the input's format and one result per row."""
     limit = app.settings.max_body_bytes
     if len(req.body) > limit:
         raise PayloadTooLarge(f"the body is over {limit} bytes, the most accepted; "
                               "split the rows over several requests")
-    explain = req.query.get("explain", "true")
     if explain not in EXPLAIN_VALUES:
         raise BadRequest(f"query parameter 'explain' must be one of {', '.join(EXPLAIN_VALUES)}",
                          code="invalid_parameter",
@@ -92,23 +92,31 @@ def predict(app: App, req: Request, timing: dict) -> Response:
     results = score(loaded, X, warnings, explain=explain in ("true", "1"))
     timing["predict"] = (time.perf_counter() - start) * 1000
     timing["rows"] = len(results)
+    return manifest, fmt, results
+
+
+def _predictions(results: list[dict]) -> list:
+    """One label or value per row: what MLflow's clients read."""
+    return [r.get("label", r.get("value")) for r in results]
+
+
+def predict(app: App, req: Request, timing: dict) -> Response:
+    manifest, fmt, results = _scored(app, req, timing, req.query.get("explain", "true"))
     headers = {"Cache-Control": "no-store"}
     if "text/csv" in req.headers.get("accept", ""):
         return Response.text(200, results_csv(results, manifest.get("labels") or []),
                              "text/csv; charset=utf-8", headers)
     return Response.json(200, {"model": {"name": manifest.get("name"),
                                          "version": manifest.get("version")},
-                               "format": fmt,
-                               "predictions": [r.get("label", r.get("value")) for r in results],
+                               "format": fmt, "predictions": _predictions(results),
                                "results": results}, headers)
 
 
 def invocations(app: App, req: Request, timing: dict) -> Response:
     """MLflow's scoring route: /predict's input (no explanations), answered as {"predictions"}."""
-    inner = dataclasses.replace(req, query={"explain": "false"},
-                                headers={**req.headers, "accept": "application/json"})
-    answer = json.loads(predict(app, inner, timing).body)
-    return Response.json(200, {"predictions": answer["predictions"]}, {"Cache-Control": "no-store"})
+    _, _, results = _scored(app, req, timing, "false")
+    return Response.json(200, {"predictions": _predictions(results)},
+                         {"Cache-Control": "no-store"})
 
 
 def ping(app: App, req: Request, timing: dict) -> Response:
