@@ -14,6 +14,7 @@ benchmark still runs (a second or so per figure); it checks no thresholds.
 from __future__ import annotations
 
 import argparse
+import csv
 import http.client
 import json
 import os
@@ -32,8 +33,10 @@ import load  # noqa: E402  (wrk's output parser and /proc memory reader)
 
 WORKERS = 2  # gunicorn sync workers, for the function's WSGI entry and for Flask alike
 MANIFEST = json.loads((ROOT / "model" / "manifest.json").read_text())
-ROW = MANIFEST["examples"][0]["features"]
 NAMES = [f["name"] for f in MANIFEST["features"]]
+# The rows of model/sample.csv, in turn: a batch's rows differ and end in different leaves.
+with open(ROOT / "model" / "sample.csv", newline="") as f:
+    SAMPLE = [{n: float(r[n]) for n in NAMES} for r in csv.DictReader(f)]
 
 # Fresh process -> first answer, then resident memory after 50 warm answers.
 COLD_CHILD = """
@@ -70,7 +73,7 @@ print(json.dumps({"first_s": first, "rss_mb": int(rss) / 1024}))
 
 
 def body_of(rows: int) -> str:
-    return json.dumps({"instances": [ROW] * rows})
+    return json.dumps({"instances": [SAMPLE[i % len(SAMPLE)] for i in range(rows)]})
 
 
 def median_ms(fn, repeat: int) -> float:
@@ -186,31 +189,44 @@ def group_rss_mb(proc: subprocess.Popen) -> float:
     return total
 
 
-def http_figures(kind: str, seconds: int, repeat: int) -> dict:
-    proc, port = start_server(kind)
+def http_figures(kinds: tuple[str, ...], seconds: int, repeat: int) -> dict[str, dict]:
+    """Return per server its HTTP figures: 1,000-row requests interleaved across the servers,
+    then wrk at 1 and 8 connections on each in turn, then its resident memory."""
+    servers = {}
     try:
+        for kind in kinds:
+            servers[kind] = start_server(kind)
         big = body_of(1000)
-        for _ in range(WORKERS * 5):  # every worker warm, for one row and for many
-            post(port, body_of(1))
-            post(port, big)
-        batch_ms = median_ms(lambda: post(port, big), repeat)
-        out = {"1,000 rows over HTTP, ms": batch_ms}
+        for _, port in servers.values():
+            for _ in range(WORKERS * 5):  # every worker warm, for one row and for many
+                post(port, body_of(1))
+                post(port, big)
+        batch: dict[str, list[float]] = {kind: [] for kind in kinds}
+        for _ in range(repeat):
+            for kind, (_, port) in servers.items():
+                batch[kind].append(median_ms(lambda: post(port, big), 1))
+        out = {kind: {"1,000 rows over HTTP, ms": statistics.median(batch[kind])}
+               for kind in kinds}
         with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
             script.write(load.LUA % body_of(1))
             script.flush()
             for c in (1, 8):
-                run = subprocess.run(["wrk", f"-t{min(c, 2)}", f"-c{c}", f"-d{seconds}s",
-                                      "--timeout", "10s", "--latency", "-s", script.name,
-                                      f"http://127.0.0.1:{port}/api/predict?explain=false"],
-                                     capture_output=True, text=True, check=True)
-                figures = load.parse_wrk(run.stdout)
-                out[f"HTTP c={c}, req/s"] = figures["rps"]
-                out[f"HTTP c={c}, p50 ms"] = figures["p50"]
-                out[f"HTTP c={c}, errors"] = figures["socket_errors"] + figures["non_2xx"]
-        out["resident memory after warm-up, MB"] = group_rss_mb(proc)
+                for kind, (_, port) in servers.items():
+                    run = subprocess.run(["wrk", f"-t{min(c, 2)}", f"-c{c}", f"-d{seconds}s",
+                                          "--timeout", "10s", "--latency", "-s", script.name,
+                                          f"http://127.0.0.1:{port}/api/predict?explain=false"],
+                                         capture_output=True, text=True, check=True)
+                    figures = load.parse_wrk(run.stdout)
+                    out[kind][f"HTTP c={c}, req/s"] = figures["rps"]
+                    out[kind][f"HTTP c={c}, p50 ms"] = figures["p50"]
+                    out[kind][f"HTTP c={c}, errors"] = (figures["socket_errors"]
+                                                        + figures["non_2xx"])
+        for kind, (proc, _) in servers.items():
+            out[kind]["resident memory after warm-up, MB"] = group_rss_mb(proc)
         return out
     finally:
-        stop(proc)
+        for proc, _ in servers.values():
+            stop(proc)
 
 
 def main() -> None:
@@ -229,8 +245,8 @@ def main() -> None:
     rss = {k: statistics.median(r["rss_mb"] for r in v) for k, v in cold_runs.items()}
 
     warm = in_process(passes, repeat)
-    servers = {kind: http_figures(kind, seconds, repeat) for kind in
-               ("function on gunicorn", "Flask on gunicorn", "local runtime (waitress)")}
+    servers = http_figures(("function on gunicorn", "Flask on gunicorn",
+                            "local runtime (waitress)"), seconds, repeat * 3)
 
     print(f"## bench.py{' --quick' if args.quick else ''}: medians; ratios against the floor "
           "or the Flask baseline of this run\n")

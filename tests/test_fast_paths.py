@@ -5,6 +5,8 @@ input checks, a tree's explanation from facts kept per model, and whole-column v
 numeric rows, are checked against the estimator's public methods and against the
 value-by-value validation (which CSV bodies always take).
 """
+import json
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_iris
@@ -20,6 +22,7 @@ from predict.errors import InvalidInput
 from predict.explain import explain_rows
 from predict.inputs import validate
 from predict.scoring import predict_all
+from predict.web import dumps
 from support import ROOT, manifest
 from test_explain import NAMES, held_out_rows, sample_rows
 
@@ -170,10 +173,12 @@ def long_way_changes(tree, x, names, steps, label):
 def test_a_trees_explanation_is_the_long_way_on_every_reference_row(build):
     tree, X, names = build()
     predicted = list(tree.predict(X))
-    fast = explain_rows(tree, X, names, predicted)
-    assert fast == long_way(tree, X, names, predicted)
-    assert fast == explain_rows(tree, X, names, predicted)  # again, from the kept facts
-    one_by_one = [explain_rows(tree, X[i:i + 1], names, predicted[i:i + 1])[0]
+    fast = [e.text for e in explain_rows(tree, X, names, predicted)]  # written as JSON
+    assert [json.loads(e) for e in fast] == long_way(tree, X, names, predicted)
+    assert [dumps(e) for e in long_way(tree, X, names, predicted)] == fast  # byte for byte
+    again = [e.text for e in explain_rows(tree, X, names, predicted)]  # from the kept facts
+    assert again == fast
+    one_by_one = [explain_rows(tree, X[i:i + 1], names, predicted[i:i + 1])[0].text
                   for i in range(len(X))]
     assert one_by_one == fast
 
@@ -224,3 +229,14 @@ def test_the_committed_models_examples_validate_alike_both_ways():
     slow_X, slow_warnings = validate(as_text(rows), features, text=True)
     np.testing.assert_array_equal(fast_X, slow_X)
     assert fast_warnings == slow_warnings
+
+
+def test_text_written_once_as_json_is_copied_into_the_answer_as_it_is():
+    from predict.web import _MARK, JsonText
+    doc = {"a": [JsonText('{"x":1.5}'), JsonText("[]")], "b": np.float64(0.25), "c": "%s"}
+    assert dumps(doc) == '{"a":[{"x":1.5},[]],"b":0.25,"c":"%s"}'
+    # NaN takes the slower walk, which writes it as null and keeps the texts
+    assert dumps({"a": JsonText("2"), "n": float("nan")}) == '{"a":2,"n":null}'
+    assert json.loads(dumps({"t": JsonText('"\\u00e9"')})) == {"t": "\u00e9"}
+    with pytest.raises(ValueError, match="mark"):  # a string that is the mark is refused
+        dumps({"a": JsonText("1"), "b": _MARK})

@@ -20,6 +20,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .web import JsonText, dumps
+
 _cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
 
@@ -70,6 +72,11 @@ def _side_value(cut: float, *, above: bool) -> float:
     return float(seen)
 
 
+def _text(value) -> str:
+    """Return a value as JSON, ready to stand in a %-format."""
+    return dumps(value).replace("%", "%%")
+
+
 def _contribution_pairs(names: list[str], values: np.ndarray) -> list[tuple[str, float]]:
     pairs = [(n, v) for n, v in zip(names, values.tolist()) if v != 0]
     pairs.sort(key=lambda p: -abs(p[1]))  # stable: equal sizes keep the feature order
@@ -105,6 +112,8 @@ class TreeFacts:
                 self.parent[self.left[node]] = self.parent[right[node]] = node
         self.samples = tree.weighted_n_node_samples.tolist()
         self._leaves: dict[int, Leaf] = {}
+        self._forms: dict[tuple, tuple[str, list[int]]] = {}
+        self._change_forms: dict[tuple, str] = {}
         if self.classes is not None:
             self.class_index = {c: k for k, c in enumerate(self.classes.tolist())}
             self.class_list = self.classes.tolist()
@@ -116,6 +125,42 @@ class TreeFacts:
         found = self._leaves.get(node)
         if found is None:
             found = self._leaves[node] = self._leaf(node)
+        return found
+
+    def form(self, node: int, k: int, target: str) -> tuple[str, list[int]]:
+        """Return the explanation of a row that ends at this leaf with answer k (target: the
+        answer as JSON) as a %-format of the row's values, up to its changes, and the
+        measurement each value is; worked out when first asked."""
+        key = (node, k, target)
+        found = self._forms.get(key)
+        if found is None:
+            leaf, share = self.leaf(node), self.by_class[k]
+            space = "value" if self.classes is None else "probability"
+            steps = ["{" + f'"feature":{_text(name)},"op":{_text(op)},"threshold":{_text(cut)},'
+                     f'"value":%r,"before":{_text(share[up])},"after":{_text(share[down])},'
+                     f'"text":{_text(f"{name} is ")[:-1]}%.4g{_text(f", {tail}")[1:]}' + "}"
+                     for j, name, op, cut, up, down, tail in leaf.steps]
+            counts = {} if leaf.counts is None else {"counts": dict(leaf.counts)}
+            head = _text({"method": "decision_path", "space": space, "target": JsonText(target),
+                          "base_value": share[0],
+                          "contributions": [{"feature": n, "contribution": v}
+                                            for n, v in leaf.contributions[k]]})
+            found = self._forms[key] = (
+                head[:-1] + ',"path":[' + ",".join(steps) + '],"leaf":'
+                + _text({"samples": leaf.samples, **counts}),
+                [j for j, *_ in leaf.steps for _ in range(2)])  # value and text
+        return found
+
+    def change_form(self, j: int, k: int, up: bool, label: int) -> str:
+        """Return one change as a %-format of its from and to values: measurement j past its
+        k-th cut, upwards or not, for the answer of class index label."""
+        key = (j, k, up, label)
+        found = self._change_forms.get(key)
+        if found is None:
+            found = self._change_forms[key] = (
+                f'{{"feature":{_text(self.names[j])},"from":%r,"to":%r,'
+                f'"op":{_text(">" if up else "<=")},"threshold":{_text(self.cuts[j][k])},'
+                f'"label":{_text(self.class_list[label])}}}')
         return found
 
     def _leaf(self, node: int) -> Leaf:
@@ -182,9 +227,9 @@ def facts(tree_model, names: list[str]) -> TreeFacts:
     return found
 
 
-def explain(tree_model, X: np.ndarray, names: list[str], predicted: list) -> list[dict]:
+def explain(tree_model, X: np.ndarray, names: list[str], predicted: list) -> list[JsonText]:
     """Given a fitted tree, validated rows, the names of their columns and the tree's answers,
-    return one explanation per row."""
+    return one explanation per row, written as JSON."""
     known = facts(tree_model, names)
     X = np.asarray(X, dtype=float)
     if X.ndim != 2 or X.shape[1] != known.tree.n_features:  # the walk itself checks nothing
@@ -195,33 +240,23 @@ def explain(tree_model, X: np.ndarray, names: list[str], predicted: list) -> lis
     classifier = known.classes is not None
     ks = [known.class_index[label] for label in predicted] if classifier else [0] * len(X)
     rows = X.tolist()
-    space = "probability" if classifier else "value"
+    changes = _changes(known, X, rows, leaves, ks) if classifier else ["}"] * len(rows)
+    targets: dict = {}
     out = []
-    for row, node, k, label in zip(rows, leaves, ks, predicted):
-        value, leaf = known.by_class[k], known.leaf(node)
-        out.append({
-            "method": "decision_path", "space": space, "target": label,
-            "base_value": value[0],
-            "contributions": [{"feature": n, "contribution": v}
-                              for n, v in leaf.contributions[k]],
-            "path": [{"feature": name, "op": op, "threshold": cut, "value": row[j],
-                      "before": value[up], "after": value[down],
-                      "text": f"{name} is {row[j]:.4g}, {tail}"}
-                     for j, name, op, cut, up, down, tail in leaf.steps],
-            "leaf": {"samples": leaf.samples} if leaf.counts is None
-            else {"samples": leaf.samples, "counts": dict(leaf.counts)}})
-    if classifier:
-        changes = _changes(known, X, rows, leaves, ks)
-        for explanation, row_changes in zip(out, changes):
-            explanation["changes"] = row_changes
+    for row, node, k, label, tail in zip(rows, leaves, ks, predicted, changes):
+        target = targets.get(label)
+        if target is None:
+            target = targets[label] = dumps(label)
+        form, slots = known.form(node, k, target)
+        out.append(JsonText(form % tuple([row[j] for j in slots]) + tail))
     return out
 
 
 def _changes(known: TreeFacts, X: np.ndarray, rows: list[list[float]], leaves: list[int],
-             ks: list[int]) -> list[list[dict]]:
-    """Given rows, their leaves and answers, return per row and per path feature the smallest
-    change of that one measurement that makes the tree answer another class, smallest
-    relative change first.
+             ks: list[int]) -> list[str]:
+    """Given rows, their leaves and answers, return per row the end of its explanation: its
+    "changes", per path feature the smallest change of that one measurement that makes the
+    tree answer another class, smallest relative change first.
 
     The leaf depends only on the measurements tested on the path, so trying each side of
     every threshold the tree has for one of them (the others fixed) covers every answer
@@ -230,7 +265,7 @@ def _changes(known: TreeFacts, X: np.ndarray, rows: list[list[float]], leaves: l
     thresholds, so the tree's answer for it is the same."""
     # Tries in order: by row, then feature, then cut, for the features the row's path tests.
     row, cut = np.nonzero(known.tries[leaves])
-    out: list[list[dict]] = [[] for _ in rows]
+    out = [',"changes":[]}'] * len(rows)
     if not row.size:
         return out
     feature = known.cut_feature[cut]
@@ -257,16 +292,18 @@ def _changes(known: TreeFacts, X: np.ndarray, rows: list[list[float]], leaves: l
                                   answer[best].tolist()):
         found[i][j] = (k, up, label)
     for i, (values, node) in enumerate(zip(rows, leaves)):
-        hits = found[i]
-        changes = out[i]
+        hits, changes = found[i], []
         for j in known.leaf(node).tested:
-            if j not in hits:
-                continue
-            k, up, label = hits[j]
-            value, threshold = values[j], known.cuts[j][k]
-            changes.append({"feature": known.names[j], "from": value,
-                            "to": _nearest_readable(known.readable[j][k][up], threshold, value),
-                            "op": ">" if up else "<=", "threshold": threshold,
-                            "label": known.class_list[label]})
-        changes.sort(key=lambda c: abs(c["to"] - c["from"]) / (abs(c["from"]) or 1.0))
+            if j in hits:
+                k, up, label = hits[j]
+                value = values[j]
+                to = _nearest_readable(known.readable[j][k][up], known.cuts[j][k], value)
+                changes.append((abs(to - value) / (abs(value) or 1.0),
+                                known.change_form(j, k, up, label) % (value, to)))
+        changes.sort(key=_first)  # stable: equal changes keep the path's order
+        out[i] = ',"changes":[' + ",".join([text for _, text in changes]) + "]}"
     return out
+
+
+def _first(pair: tuple) -> float:
+    return pair[0]

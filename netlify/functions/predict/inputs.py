@@ -75,6 +75,8 @@ def rows_from_json(doc: object, names: list[str]) -> tuple[list[dict], str]:
         return _rows_from_split(value), fmt
     if not isinstance(value, list):
         raise _format_error(f"'{fmt}' must be an array of rows, received {_type_name(value)}")
+    if set(map(type, value)) == {dict}:  # the usual case, checked in one pass in C
+        return value, fmt
     rows = []
     for i, item in enumerate(value):
         if isinstance(item, list) and fmt != "dataframe_records":

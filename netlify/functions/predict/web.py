@@ -1,12 +1,14 @@
 """The transport-neutral request and response every route takes and returns.
 
 Owns: `Request` (method, path, lower-cased headers, query, body bytes), `Response`
-(status, headers, body bytes; `Response.json`), and converting numpy values to JSON-safe
-types in one place. The Lambda event and WSGI adapters convert to and from these.
+(status, headers, body bytes; `Response.json`), and writing JSON in one place (`dumps`:
+numpy values converted, NaN as null, `JsonText` written as it is). The Lambda event and
+WSGI adapters convert to and from these.
 """
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,12 +37,8 @@ class Response:
 
     @classmethod
     def json(cls, status: int, doc: object, headers: dict | None = None) -> Response:
-        """Return a response whose body is doc as compact JSON (NaN becomes null)."""
-        try:  # one pass; numpy values met on the way are converted by _plain
-            text = json.dumps(doc, allow_nan=False, separators=(",", ":"), default=_plain)
-        except (ValueError, TypeError):  # a NaN (or a numpy key): the slower walk mends it
-            text = json.dumps(jsonable(doc), allow_nan=False, separators=(",", ":"))
-        return cls(status, {"Content-Type": JSON_TYPE, **(headers or {})}, text.encode())
+        """Return a response whose body is doc as compact JSON (see `dumps`)."""
+        return cls(status, {"Content-Type": JSON_TYPE, **(headers or {})}, dumps(doc).encode())
 
     @classmethod
     def text(cls, status: int, text: str, content_type: str, headers: dict | None = None):
@@ -48,11 +46,47 @@ class Response:
         return cls(status, {"Content-Type": content_type, **(headers or {})}, text.encode())
 
 
-def _plain(value):
-    """json.dumps' fallback: a numpy scalar or array as plain Python; TypeError otherwise."""
-    if isinstance(value, (np.ndarray, np.generic)):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+class JsonText:
+    """A value already written as compact JSON (by `dumps`): `dumps` copies it as it is."""
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def value(self):
+        return json.loads(self.text)
+
+
+# Stands for each JsonText while json.dumps writes the rest; random, so that no string of a
+# document can be mistaken for it (json.dumps writes the NUL as \u0000).
+_MARK = "\x00" + secrets.token_hex(16)
+_MARK_JSON = json.dumps(_MARK)
+
+
+def dumps(doc: object) -> str:
+    """Return doc as compact JSON: numpy values as plain ones, NaN as null, and each JsonText
+    as its text, so that parts written once (see explain_tree) are not written again."""
+    texts: list[str] = []
+
+    def plain(value):  # json.dumps' fallback: numpy values, and JsonText by its mark
+        if isinstance(value, JsonText):
+            texts.append(value.text)
+            return _MARK
+        if isinstance(value, (np.ndarray, np.generic)):
+            return value.tolist()
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+    try:  # one pass; numpy values met on the way are converted by plain
+        text = json.dumps(doc, allow_nan=False, separators=(",", ":"), default=plain)
+    except (ValueError, TypeError):  # a NaN (or a numpy key): the slower walk mends it
+        texts.clear()
+        text = json.dumps(jsonable(doc), allow_nan=False, separators=(",", ":"), default=plain)
+    if not texts:
+        return text
+    parts = text.split(_MARK_JSON)
+    if len(parts) != len(texts) + 1:
+        raise ValueError("a string in the document equals the JsonText mark")
+    return "".join([piece for pair in zip(parts, texts) for piece in pair] + [parts[-1]])
 
 
 def jsonable(value):
