@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import threading
 import weakref
+from itertools import groupby
+from operator import itemgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -30,7 +32,7 @@ def _nearest_readable_candidates(cut: float, low: float, high: float, *,
                                  above: bool) -> tuple[list[tuple[float, float]], float]:
     """Return the short decimals just past a tree threshold on one side, within (low, high],
     shortest first, each with its distance to the cut; and the value to use when none is
-    near enough (see `_nearest_readable`)."""
+    near enough (see `_changes`)."""
     magnitude = int(np.floor(np.log10(abs(cut)))) if cut else 0
     candidates = []
     for digits in range(3, 18):
@@ -45,20 +47,6 @@ def _nearest_readable_candidates(cut: float, low: float, high: float, *,
     # Two thresholds closer than 4 figures: the next float32, written as short as it reads.
     fallback = float(str(np.nextafter(np.float32(cut), np.float32(np.inf if above else -np.inf))))
     return candidates, fallback
-
-
-def _nearest_readable(candidates: tuple[list[tuple[float, float]], float], cut: float,
-                     x: float) -> float:
-    """Given a cut's candidates, return the shortest decimal past it within a tenth of the
-    distance from the row's value x to the cut.
-
-    Trees compare float32 inputs with float64 thresholds, and every candidate lies before
-    the next threshold on that measurement, so the tree's answer for the returned value is
-    the one for every value just past the cut. Staying within a tenth of the distance keeps
-    the change close to the smallest, and it reads "112.78", not "112.79999923706055"."""
-    near = abs(x - cut) / 10
-    shortest, fallback = candidates
-    return next((c for c, distance in shortest if distance <= near), fallback)
 
 
 def _side_value(cut: float, *, above: bool) -> float:
@@ -86,7 +74,6 @@ def _contribution_pairs(names: list[str], values: np.ndarray) -> list[tuple[str,
 class Leaf(NamedTuple):
     """One leaf's part of every explanation that ends there."""
     steps: list[tuple]  # (feature index, name, op, threshold, node, next node, end of text)
-    tested: list[int]  # the features its path tests, in the order it first tests them
     samples: int
     counts: tuple | None  # (class as text, training samples) per class, for classifiers
     contributions: list[list[tuple[str, float]]]  # per class (or the one value): (name, v)
@@ -151,15 +138,15 @@ class TreeFacts:
                 [j for j, *_ in leaf.steps for _ in range(2)])  # value and text
         return found
 
-    def change_form(self, j: int, k: int, up: bool, label: int) -> str:
-        """Return one change as a %-format of its from and to values: measurement j past its
-        k-th cut, upwards or not, for the answer of class index label."""
-        key = (j, k, up, label)
+    def change_form(self, cut: int, up: int, label: int) -> str:
+        """Return one change as a %-format of its from and to values: past the threshold at
+        row cut of the table, upwards or not, for the answer of class index label."""
+        key = (cut, up, label)
         found = self._change_forms.get(key)
         if found is None:
             found = self._change_forms[key] = (
-                f'{{"feature":{_text(self.names[j])},"from":%r,"to":%r,'
-                f'"op":{_text(">" if up else "<=")},"threshold":{_text(self.cuts[j][k])},'
+                f'{{"feature":{_text(self.names[self.cut_feature[cut]])},"from":%r,"to":%r,'
+                f'"op":{_text(">" if up else "<=")},"threshold":{_text(self.cut_value[cut])},'
                 f'"label":{_text(self.class_list[label])}}}')
         return found
 
@@ -185,8 +172,7 @@ class TreeFacts:
             for up, down in zip(nodes[:-1], nodes[1:]):
                 contrib[self.feature[up]] += value[down] - value[up]
             contributions.append(_contribution_pairs(self.names, contrib))
-        return Leaf(steps, list(dict.fromkeys(s[0] for s in steps)),
-                    int(round(self.samples[node])), counts, contributions)
+        return Leaf(steps, int(round(self.samples[node])), counts, contributions)
 
     def _change_facts(self, tree, right: list[int]) -> None:
         """One table of every threshold (per measurement the tree tests, its distinct cuts in
@@ -200,19 +186,35 @@ class TreeFacts:
                       for k, c in enumerate(self.cuts[j])]
         columns = [np.array(column) for column in zip(*table)] or [np.array([], dtype=int)] * 5
         self.cut_feature, self.cut_index, self.cut_value, self.cut_up, self.cut_down = columns
-        self.readable: dict[int, list[dict]] = {}
+        # Per threshold and side (0: at or below, 1: above), its short decimals and their
+        # distances (padded with inf), and the value to use when none is near enough.
+        sides = []
         for j, cuts in self.cuts.items():
             bounds = [-np.inf, *cuts, np.inf]
-            self.readable[j] = [
-                {above: _nearest_readable_candidates(c, bounds[k], bounds[k + 2], above=above)
-                 for above in (True, False)} for k, c in enumerate(cuts)]
-        self.tests = np.zeros((tree.node_count, max(self.cuts, default=0) + 1), dtype=bool)
+            sides += [[_nearest_readable_candidates(c, bounds[k], bounds[k + 2], above=above)
+                       for above in (False, True)] for k, c in enumerate(cuts)]
+        width = max([len(c) for pair in sides for c, _ in pair], default=0) + 1
+        self.readable = np.full((len(sides), 2, width), np.nan)
+        self.readable_distance = np.full((len(sides), 2, width), np.inf)
+        for i, pair in enumerate(sides):
+            for up, (shortest, fallback) in enumerate(pair):
+                self.readable[i, up, :len(shortest)] = [c for c, _ in shortest]
+                self.readable_distance[i, up, :len(shortest)] = [d for _, d in shortest]
+                self.readable[i, up, len(shortest):] = fallback  # always "near enough"
+                self.readable_distance[i, up, -1] = -np.inf
+        # Per node and measurement, the depth at which its path first tests it (the order of
+        # the path's measurements), or the tree's node count where it does not.
+        self.first_test = np.full((tree.node_count, max(self.cuts, default=0) + 1),
+                                  tree.node_count)
+        depth = [0] * tree.node_count
         for node in range(tree.node_count):  # a parent comes before its children
             if self.left[node] >= 0:
                 for child in (self.left[node], right[node]):
-                    self.tests[child] = self.tests[node]
-                    self.tests[child, self.feature[node]] = True
-        self.tries = self.tests[:, self.cut_feature]  # per node: the thresholds to try
+                    depth[child] = depth[node] + 1
+                    self.first_test[child] = self.first_test[node]
+                    j = self.feature[node]
+                    self.first_test[child, j] = min(self.first_test[node, j], depth[node])
+        self.tries = self.first_test[:, self.cut_feature] < tree.node_count  # thresholds to try
 
 
 def facts(tree_model, names: list[str]) -> TreeFacts:
@@ -286,24 +288,22 @@ def _changes(known: TreeFacts, X: np.ndarray, rows: list[list[float]], leaves: l
     firsts = np.ones(len(candidates), dtype=bool)
     firsts[1:] = group[candidates[1:]] != group[candidates[:-1]]
     best = candidates[firsts]
-    found: list[dict[int, tuple]] = [{} for _ in rows]
-    for i, j, k, up, label in zip(row[best].tolist(), feature[best].tolist(),
-                                  known.cut_index[cut[best]].tolist(), above[best].tolist(),
-                                  answer[best].tolist()):
-        found[i][j] = (k, up, label)
-    for i, (values, node) in enumerate(zip(rows, leaves)):
-        hits, changes = found[i], []
-        for j in known.leaf(node).tested:
-            if j in hits:
-                k, up, label = hits[j]
-                value = values[j]
-                to = _nearest_readable(known.readable[j][k][up], known.cuts[j][k], value)
-                changes.append((abs(to - value) / (abs(value) or 1.0),
-                                known.change_form(j, k, up, label) % (value, to)))
-        changes.sort(key=_first)  # stable: equal changes keep the path's order
-        out[i] = ',"changes":[' + ",".join([text for _, text in changes]) + "]}"
+    # Each winner as a short decimal: the first (shortest) within a tenth of the distance
+    # from the row's value to the cut, which keeps the change close to the smallest and reads
+    # "112.78", not "112.79999923706055". Every short decimal lies before the next threshold
+    # on that measurement, so the tree's answer for it is the one for every value just past
+    # the cut (trees compare float32 inputs with float64 thresholds).
+    i, cut, up, x = row[best], cut[best], above[best].astype(int), x[best]
+    near = np.abs(x - known.cut_value[cut]) / 10
+    pick = np.argmax(known.readable_distance[cut, up] <= near[:, None], axis=1)
+    to = known.readable[cut, up, pick]
+    # Per row, smallest relative change first; equal ones in the order the path tests them.
+    relative = np.abs(to - x) / np.where(x != 0, np.abs(x), 1.0)
+    order = np.lexsort((known.first_test[np.array(leaves)[i], known.cut_feature[cut]],
+                        relative, i))
+    texts = [known.change_form(c, u, label) % (value, new) for c, u, label, value, new in
+             zip(cut[order].tolist(), up[order].tolist(), answer[best][order].tolist(),
+                 x[order].tolist(), to[order].tolist())]
+    for r, run in groupby(zip(i[order].tolist(), texts), key=itemgetter(0)):
+        out[r] = ',"changes":[' + ",".join([text for _, text in run]) + "]}"
     return out
-
-
-def _first(pair: tuple) -> float:
-    return pair[0]
