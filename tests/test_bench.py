@@ -9,10 +9,13 @@ import pytest
 
 from support import ROOT
 
-FIGURES = ["cold start", "resident memory after 50 warm answers",
+FIGURES = ["cold start, fresh process to first answer, median",
+           "cold start, fresh process to first answer, fastest",
+           "resident memory after 50 warm answers",
            "in-process, 1 row, with explanation", "in-process, 1 row, no explanation",
            "in-process, 1000 rows, with explanation", "in-process, 1000 rows, no explanation",
-           "1,000 rows over HTTP", "HTTP c=1, req/s", "HTTP c=1, p50 ms", "HTTP c=8, req/s"]
+           "1,000 rows over HTTP, no explanation", "1,000 rows over HTTP, with explanation",
+           "HTTP c=1, req/s", "HTTP c=1, p50 ms", "HTTP c=8, req/s"]
 
 
 @pytest.mark.skipif(not (shutil.which("wrk") and importlib.util.find_spec("flask")
