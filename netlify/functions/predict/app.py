@@ -69,9 +69,11 @@ def openapi(app: App, req: Request, timing: dict) -> Response:
     return Response.json(200, doc, {"Cache-Control": "no-cache"})
 
 
-def _scored(app: App, req: Request, timing: dict, explain: str) -> tuple[dict, str, list[dict]]:
+def _scored(app: App, req: Request, timing: dict, explain: str, *,
+            shown: bool = True) -> tuple[dict, str, list[dict]]:
     """Given a prediction request and its explain value ('true', 'false', '1' or '0', checked
-    here), return the manifest, the input's format and one result per row."""
+    here), return the manifest, the input's format and one result per row (explained only
+    when asked and shown: a CSV answer has no place for explanations)."""
     limit = app.settings.max_body_bytes
     if len(req.body) > limit:
         raise PayloadTooLarge(f"the body is over {limit} bytes, the most accepted; "
@@ -89,7 +91,7 @@ def _scored(app: App, req: Request, timing: dict, explain: str) -> tuple[dict, s
     X, warnings, fmt = read_rows(req.body, media, manifest["features"], app.settings.max_rows)
     loaded = app.load_model(timing)
     start = time.perf_counter()
-    results = score(loaded, X, warnings, explain=explain in ("true", "1"))
+    results = score(loaded, X, warnings, explain=shown and explain in ("true", "1"))
     timing["predict"] = (time.perf_counter() - start) * 1000
     timing["rows"] = len(results)
     return manifest, fmt, results
@@ -101,9 +103,11 @@ def _predictions(results: list[dict]) -> list:
 
 
 def predict(app: App, req: Request, timing: dict) -> Response:
-    manifest, fmt, results = _scored(app, req, timing, req.query.get("explain", "true"))
+    as_csv = "text/csv" in req.headers.get("accept", "")
+    manifest, fmt, results = _scored(app, req, timing, req.query.get("explain", "true"),
+                                     shown=not as_csv)
     headers = {"Cache-Control": "no-store"}
-    if "text/csv" in req.headers.get("accept", ""):
+    if as_csv:
         return Response.text(200, results_csv(results, manifest.get("labels") or []),
                              "text/csv; charset=utf-8", headers)
     return Response.json(200, {"model": {"name": manifest.get("name"),
