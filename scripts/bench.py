@@ -241,7 +241,7 @@ def main() -> None:
     parser.add_argument("--lambda-runs", type=int, default=0, help="also build the Lambda bundle "
                         "and time its cold start under Python 3.12 (scripts/bench_lambda.py)")
     args = parser.parse_args()
-    passes, repeat, seconds, colds = (1, 3, 1, 1) if args.quick else (3, 10, 3, 12)
+    passes, repeat, seconds, colds = (1, 3, 1, 1) if args.quick else (3, 10, 3, 16)
     # Every cold start reads compiled bytecode, as the Lambda bundle ships it and as the
     # installed packages have it (a machine may set PYTHONDONTWRITEBYTECODE).
     compileall.compile_dir(ROOT / "netlify" / "functions", quiet=1)
