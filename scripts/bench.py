@@ -17,6 +17,7 @@ import argparse
 import compileall
 import csv
 import http.client
+import io
 import json
 import os
 import signal
@@ -121,6 +122,13 @@ def in_process(passes: int, repeat: int) -> dict:
                 lambda ev=ev: app.handle_event(ev), n)
         body = body_of(rows)
         cases[f"floor, {rows} row{'s' if rows > 1 else ''}"] = (lambda b=body: floor(b), n)
+    # The same 1,000-row request through each WSGI app, with no server or socket between.
+    import baseline_flask
+    from predict.wsgi import make_app
+    body = body_of(1000).encode()
+    for name, wsgi in (("function", make_app(app)), ("Flask", baseline_flask.app)):
+        cases[f"{name} through WSGI, 1000 rows, no explanation"] = (
+            lambda wsgi=wsgi: wsgi_post(wsgi, body), max(3, repeat // 2))
     for fn, _ in cases.values():
         fn()  # warm
     samples: dict[str, list[float]] = {name: [] for name in cases}
@@ -128,6 +136,22 @@ def in_process(passes: int, repeat: int) -> dict:
         for name, (fn, n) in cases.items():
             samples[name].append(median_ms(fn, n))
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def wsgi_post(wsgi, body: bytes) -> bytes:
+    """POST a JSON body to /api/predict?explain=false of a WSGI app; return the answer."""
+    status = []
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/api/predict",
+               "QUERY_STRING": "explain=false", "CONTENT_TYPE": "application/json",
+               "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
+               "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+               "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr}
+    chunks = wsgi(environ, lambda line, headers: status.append(line))
+    data = b"".join(chunks)
+    getattr(chunks, "close", lambda: None)()
+    if not status[0].startswith("200"):
+        raise SystemExit(f"bench: {status[0]} from a WSGI app")
+    return data
 
 
 def free_port() -> int:
@@ -277,6 +301,10 @@ def main() -> None:
             ms = warm[f"function, {label}{suffix}"]
             print(f"| in-process, {label}{suffix or ', with explanation'}, ms | {ms:.3f} | "
                   f"{floor:.3f} | | {ms / floor:.2f}x | |")
+    through = (warm["function through WSGI, 1000 rows, no explanation"],
+               warm["Flask through WSGI, 1000 rows, no explanation"])
+    print(f"| in-process through WSGI, 1000 rows, no explanation, ms | {through[0]:.3f} | | "
+          f"{through[1]:.3f} | | {through[0] / through[1]:.2f}x |")
     fn, fl = servers["function on gunicorn"], servers["Flask on gunicorn"]
     for key in fn:
         ratio = f"{fn[key] / fl[key]:.2f}x" if fl[key] else ""
