@@ -63,6 +63,8 @@ def test_a_tree_given_rows_with_other_columns_refuses_them_rather_than_walk_them
         predict_all(tree, X_IRIS[:, :3], classification=True)
     with pytest.raises(ValueError, match="3 features"):
         explain_rows(tree, X_IRIS[:, :3], ["a", "b", "c"], list(Y_IRIS))
+    with pytest.raises(ValueError, match="not finite"):  # its JSON could not hold them
+        explain_rows(tree, np.full((1, 4), np.nan), ["a", "b", "c", "d"], [0])
 
 
 def the_committed_tree():

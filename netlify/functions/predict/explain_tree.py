@@ -238,6 +238,8 @@ def explain(tree_model, X: np.ndarray, names: list[str], predicted: list) -> lis
     X = np.asarray(X, dtype=float)
     if X.ndim != 2 or X.shape[1] != known.tree.n_features:  # the walk itself checks nothing
         raise ValueError(f"X has {X.shape[-1]} features; the tree takes {known.tree.n_features}")
+    if not np.isfinite(X).all():  # the API takes finite values only; JSON has no NaN
+        raise ValueError("X has values that are not finite")
     # The tree's own walk without its input checks: the rows are validated, and cast to the
     # float32 the tree compares as its checks would cast them.
     leaves = known.tree.apply(np.asarray(X, dtype=np.float32)).tolist()
