@@ -242,3 +242,15 @@ def test_text_written_once_as_json_is_copied_into_the_answer_as_it_is():
     assert json.loads(dumps({"t": JsonText('"\\u00e9"')})) == {"t": "\u00e9"}
     with pytest.raises(ValueError, match="mark"):  # a string that is the mark is refused
         dumps({"a": JsonText("1"), "b": _MARK})
+
+
+def test_a_regression_trees_answers_0_and_minus_0_are_written_each_as_itself():
+    """0.0 and -0.0 are equal (one key of a dict) but not the same JSON."""
+    X = np.array([[0.0], [0.0], [0.0], [1.0], [1.0], [2.0], [2.0]])
+    tree = DecisionTreeRegressor(max_depth=2).fit(X, [-5e-324, 0, 0, 1, -1, 5, 5])
+    rows = np.array([[1.0], [0.0]])
+    predicted = list(tree.predict(rows))
+    assert [str(p) for p in predicted] == ["0.0", "-0.0"]
+    texts = [e.text for e in explain_rows(tree, rows, ["x"], predicted)]
+    assert [json.loads(t)["target"] for t in texts] == predicted
+    assert ['"target":0.0,' in texts[0], '"target":-0.0,' in texts[1]] == [True, True]

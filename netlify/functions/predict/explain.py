@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import explain_ensemble, explain_tree
+from .web import JsonText
 
 
 def _final_step(estimator):
@@ -17,8 +18,10 @@ def _final_step(estimator):
     return (estimator[:-1], steps[-1][1]) if steps else (None, estimator)
 
 
-def explain_rows(estimator, X: np.ndarray, names: list[str], predicted: list) -> list[dict | None]:
-    """Given the estimator, its input rows and its predictions, return one explanation per row."""
+def explain_rows(estimator, X: np.ndarray, names: list[str],
+                 predicted: list) -> list[dict | JsonText | None]:
+    """Given the estimator, its input rows and its predictions, return one explanation per row
+    (a single tree's already written as JSON)."""
     head, final = _final_step(estimator)
     others = explain_ensemble.explain(estimator, X, names, predicted)
     if others is not None:  # tree ensembles; pipelines whose encoded columns fold back

@@ -10,7 +10,7 @@ else, found exactly from the tree.
 Everything that depends only on the tree (each leaf's path, shares, contributions and
 counts, already written as JSON; each threshold and the short decimals just past it) is
 built once per fitted tree and kept in `facts()`; a request then only finds its rows'
-leaves, with one walk for the rows and one for every change tried, and writes the rows'
+leaves, with one walk for the rows and one for all the changes tried, and writes the rows'
 own values into the leaf's JSON. Explanations are returned as `JsonText`: an answer of
 1,000 rows holds some 36,000 numbers, and writing each anew took half the request's time.
 """
@@ -179,7 +179,7 @@ class TreeFacts:
     def _change_facts(self, tree, right: list[int]) -> None:
         """One table of every threshold (per measurement the tree tests, its distinct cuts in
         order): the value just past each on both sides and the short decimals there; and per
-        node, which measurements its path tests."""
+        node, the depth at which its path first tests each measurement."""
         self.cuts: dict[int, list[float]] = {}
         table = []  # (feature, cut, just above, at or just below)
         for j in sorted({f for f in self.feature if f >= 0}):
@@ -250,9 +250,10 @@ def explain(tree_model, X: np.ndarray, names: list[str], predicted: list) -> lis
     targets: dict = {}
     out = []
     for row, node, k, label, tail in zip(rows, leaves, ks, predicted, changes):
-        target = targets.get(label)
+        key = (label, str(label))  # 0.0 and -0.0 are equal keys, but not the same text
+        target = targets.get(key)
         if target is None:
-            target = targets[label] = dumps(label)
+            target = targets[key] = dumps(label)
         form, slots = known.form(node, k, target)
         out.append(JsonText(form % tuple([row[j] for j in slots]) + tail))
     return out

@@ -57,8 +57,9 @@ class JsonText:
         return json.loads(self.text)
 
 
-# Stands for each JsonText while json.dumps writes the rest; random, so that no string of a
-# document can be mistaken for it (json.dumps writes the NUL as \u0000).
+# Stands for each JsonText while json.dumps writes the rest (the NUL written as \u0000);
+# random, so that no string of a document can be mistaken for it, and a count check refuses
+# a document with a string that holds it.
 _MARK = "\x00" + secrets.token_hex(16)
 _MARK_JSON = json.dumps(_MARK)
 
@@ -85,7 +86,7 @@ def dumps(doc: object) -> str:
         return text
     parts = text.split(_MARK_JSON)
     if len(parts) != len(texts) + 1:
-        raise ValueError("a string in the document equals the JsonText mark")
+        raise ValueError("a string in the document holds the JsonText mark")
     return "".join([piece for pair in zip(parts, texts) for piece in pair] + [parts[-1]])
 
 
