@@ -233,8 +233,9 @@ def _validate_numbers(rows: list[dict], features: list[dict]):
         return None
     if not set(map(type, chain.from_iterable(cells))) <= {float, int}:
         return None  # bool, str, None, nested values...
-    try:
-        X = np.array(cells, dtype=float)
+    try:  # every value is an int or a float here: fromiter converts them as np.array would
+        X = np.fromiter(chain.from_iterable(cells), dtype=float,
+                        count=len(rows) * len(names)).reshape(len(rows), len(names))
     except OverflowError:
         return None
     if not (np.isfinite(X).all() and (np.abs(X) <= MAX_MAGNITUDE).all()):
