@@ -1,4 +1,5 @@
 """The handler called as a plain function, with Netlify-shaped events."""
+import gc
 import json
 import logging
 import subprocess
@@ -145,6 +146,27 @@ def test_a_broken_model_is_a_503_with_a_reason(model_copy, breakage, reason):
     assert status == 503
     assert body["error"]["code"] == "model_unavailable"
     assert reason in body["error"]["message"]
+
+
+@pytest.mark.parametrize("breakage", [None, _break_version], ids=["loads", "fails"])
+def test_the_garbage_collector_is_back_on_after_a_model_load(model_copy, breakage):
+    """Loading pauses the collector while scikit-learn is imported; it must come back on,
+    whether the model loads or not."""
+    if breakage:
+        breakage(model_copy)
+    assert gc.isenabled()
+    status, _, _ = call(event("POST", "/api/predict", body={"features": example()}))
+    assert status == (503 if breakage else 200)
+    assert gc.isenabled()
+
+
+def test_a_model_load_leaves_the_collector_off_where_the_host_turned_it_off(model_copy):
+    gc.disable()
+    try:
+        assert call(event("POST", "/api/predict", body={"features": example()}))[0] == 200
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_an_unreadable_manifest_is_a_503_on_every_route(model_copy):
