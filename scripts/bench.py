@@ -3,8 +3,9 @@
 The floor is the least any Python code can do for the same answer: json.loads, one
 predict_proba on the array, json.dumps. The baseline is scripts/baseline_flask.py, a plain
 Flask app serving the same pickle, on gunicorn with the same workers as the function's WSGI
-entry (predict.wsgi:app). Passes are interleaved so that the machine's noise hits all alike;
-every figure is a median and every ratio is against a figure from the same run.
+entry (predict.wsgi:app). Calls are interleaved (every case once a round; the 1,000-row
+requests to the servers in turn; cold starts in turn) so that the machine's noise hits all
+alike; every figure is a median and every ratio is against a figure from the same run.
 
     python scripts/bench.py [--quick]
 
@@ -78,13 +79,11 @@ def body_of(rows: int) -> str:
     return json.dumps({"instances": [SAMPLE[i % len(SAMPLE)] for i in range(rows)]})
 
 
-def median_ms(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
+def ms(fn) -> float:
+    """Return how long one call of fn takes, in ms."""
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1000
 
 
 def cold(kind: str) -> dict:
@@ -93,13 +92,16 @@ def cold(kind: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def in_process(passes: int, repeat: int) -> dict:
-    """Return the median ms of the function and the floor, one row and 1,000, interleaved."""
+def in_process(rounds: int) -> dict:
+    """Return the median ms of the function and the floor, one row and 1,000: every case
+    called once a round, in turn, so that a burst of the machine's noise hits all alike."""
     import pickle
 
+    import baseline_flask
     import numpy as np
 
     from predict.app import build_app
+    from predict.wsgi import make_app
     app = build_app()
     model = pickle.loads((ROOT / "model" / MANIFEST["artifact"]["file"]).read_bytes())
 
@@ -113,28 +115,26 @@ def in_process(passes: int, repeat: int) -> dict:
         X = np.array([[r[n] for n in NAMES] for r in rows], dtype=float)
         return json.dumps({"p": model.predict_proba(X).tolist()})
 
-    cases = {}
-    for rows, n in ((1, repeat * 20), (1000, max(3, repeat // 2))):
-        for explain in (True, False):
-            ev = event(rows, explain)
-            cases[f"function, {rows} row{'s' if rows > 1 else ''}"
-                  f"{'' if explain else ', no explanation'}"] = (
-                lambda ev=ev: app.handle_event(ev), n)
-        body = body_of(rows)
-        cases[f"floor, {rows} row{'s' if rows > 1 else ''}"] = (lambda b=body: floor(b), n)
+    groups = []  # (rounds, {case: call}), one row and 1,000
+    for rows, n in ((1, rounds * 20), (1000, rounds)):
+        label = f"{rows} row{'s' if rows > 1 else ''}"
+        cases = {f"function, {label}{'' if explain else ', no explanation'}":
+                 lambda ev=event(rows, explain): app.handle_event(ev)
+                 for explain in (True, False)}
+        cases[f"floor, {label}"] = lambda b=body_of(rows): floor(b)
+        groups.append((n, cases))
     # The same 1,000-row request through each WSGI app, with no server or socket between.
-    import baseline_flask
-    from predict.wsgi import make_app
     body = body_of(1000).encode()
     for name, wsgi in (("function", make_app(app)), ("Flask", baseline_flask.app)):
-        cases[f"{name} through WSGI, 1000 rows, no explanation"] = (
-            lambda wsgi=wsgi: wsgi_post(wsgi, body), max(3, repeat // 2))
-    for fn, _ in cases.values():
-        fn()  # warm
-    samples: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(passes):
-        for name, (fn, n) in cases.items():
-            samples[name].append(median_ms(fn, n))
+        groups[1][1][f"{name} through WSGI, 1000 rows, no explanation"] = \
+            lambda wsgi=wsgi: wsgi_post(wsgi, body)
+    samples: dict[str, list[float]] = {}
+    for n, cases in groups:
+        for fn in cases.values():
+            fn()  # warm
+        for _ in range(n):
+            for name, fn in cases.items():
+                samples.setdefault(name, []).append(ms(fn))
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
@@ -233,7 +233,7 @@ def http_figures(kinds: tuple[str, ...], seconds: int, repeat: int) -> dict[str,
             batch: dict[str, list[float]] = {kind: [] for kind in kinds}
             for _ in range(repeat):
                 for kind, (_, port) in servers.items():
-                    batch[kind].append(median_ms(lambda: post(port, big, explain=explain), 1))
+                    batch[kind].append(ms(lambda: post(port, big, explain=explain)))
             for kind in kinds:
                 out[kind][f"1,000 rows over HTTP, {'with explanation (Flask: none)' if explain else 'no explanation'}, ms"] \
                     = statistics.median(batch[kind])
@@ -265,7 +265,7 @@ def main() -> None:
     parser.add_argument("--lambda-runs", type=int, default=0, help="also build the Lambda bundle "
                         "and time its cold start under Python 3.12 (scripts/bench_lambda.py)")
     args = parser.parse_args()
-    passes, repeat, seconds, colds = (1, 3, 1, 1) if args.quick else (3, 10, 3, 16)
+    rounds, repeat, seconds, colds = (3, 3, 1, 1) if args.quick else (40, 10, 3, 16)
     # Every cold start reads compiled bytecode, as the Lambda bundle ships it and as the
     # installed packages have it (a machine may set PYTHONDONTWRITEBYTECODE).
     compileall.compile_dir(ROOT / "netlify" / "functions", quiet=1)
@@ -279,7 +279,7 @@ def main() -> None:
     least = {k: min(r["first_s"] for r in v) for k, v in cold_runs.items()}
     rss = {k: statistics.median(r["rss_mb"] for r in v) for k, v in cold_runs.items()}
 
-    warm = in_process(passes, repeat)
+    warm = in_process(rounds)
     servers = http_figures(("function on gunicorn", "Flask on gunicorn",
                             "local runtime (waitress)"), seconds, repeat * 3)
 
