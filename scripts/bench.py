@@ -193,10 +193,13 @@ def stop(proc: subprocess.Popen) -> None:
 def post(port: int, body: str, *, explain: bool = False) -> bytes:
     """POST rows to /api/predict (Flask's baseline explains nothing either way)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    conn.request("POST", f"/api/predict?explain={str(explain).lower()}", body=body,
-                 headers={"Content-Type": "application/json"})
-    resp = conn.getresponse()
-    data = resp.read()
+    try:
+        conn.request("POST", f"/api/predict?explain={str(explain).lower()}", body=body,
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        data = resp.read()
+    finally:
+        conn.close()
     if resp.status != 200:
         raise SystemExit(f"bench: HTTP {resp.status} from port {port}")
     return data

@@ -180,21 +180,21 @@ class TreeFacts:
         """One table of every threshold (per measurement the tree tests, its distinct cuts in
         order): the value just past each on both sides and the short decimals there; and per
         node, the depth at which its path first tests each measurement."""
-        self.cuts: dict[int, list[float]] = {}
+        cuts: dict[int, list[float]] = {}  # per measurement
         table = []  # (feature, cut, just above, at or just below)
         for j in sorted({f for f in self.feature if f >= 0}):
-            self.cuts[j] = np.unique(tree.threshold[tree.feature == j]).tolist()
+            cuts[j] = np.unique(tree.threshold[tree.feature == j]).tolist()
             table += [(j, c, _side_value(c, above=True), _side_value(c, above=False))
-                      for c in self.cuts[j]]
+                      for c in cuts[j]]
         columns = [np.array(column) for column in zip(*table)] or [np.array([], dtype=int)] * 4
         self.cut_feature, self.cut_value, self.cut_up, self.cut_down = columns
         # Per threshold and side (0: at or below, 1: above), its short decimals and their
         # distances (padded with inf), and the value to use when none is near enough.
         sides = []
-        for j, cuts in self.cuts.items():
-            bounds = [-np.inf, *cuts, np.inf]
+        for in_order in cuts.values():
+            bounds = [-np.inf, *in_order, np.inf]
             sides += [[_nearest_readable_candidates(c, bounds[k], bounds[k + 2], above=above)
-                       for above in (False, True)] for k, c in enumerate(cuts)]
+                       for above in (False, True)] for k, c in enumerate(in_order)]
         width = max([len(c) for pair in sides for c, _ in pair], default=0) + 1
         self.readable = np.full((len(sides), 2, width), np.nan)
         self.readable_distance = np.full((len(sides), 2, width), np.inf)
@@ -206,7 +206,7 @@ class TreeFacts:
                 self.readable_distance[i, up, -1] = -np.inf
         # Per node and measurement, the depth at which its path first tests it (the order of
         # the path's measurements), or the tree's node count where it does not.
-        self.first_test = np.full((tree.node_count, max(self.cuts, default=0) + 1),
+        self.first_test = np.full((tree.node_count, max(cuts, default=0) + 1),
                                   tree.node_count)
         depth = [0] * tree.node_count
         for node in range(tree.node_count):  # a parent comes before its children
@@ -246,7 +246,7 @@ def explain(tree_model, X: np.ndarray, names: list[str], predicted: list) -> lis
     classifier = known.classes is not None
     ks = [known.class_index[label] for label in predicted] if classifier else [0] * len(X)
     rows = X.tolist()
-    changes = _changes(known, X, rows, leaves, ks) if classifier else ["}"] * len(rows)
+    changes = _changes(known, X, leaves, ks) if classifier else ["}"] * len(rows)
     targets: dict = {}
     out = []
     for row, node, k, label, tail in zip(rows, leaves, ks, predicted, changes):
@@ -259,8 +259,7 @@ def explain(tree_model, X: np.ndarray, names: list[str], predicted: list) -> lis
     return out
 
 
-def _changes(known: TreeFacts, X: np.ndarray, rows: list[list[float]], leaves: list[int],
-             ks: list[int]) -> list[str]:
+def _changes(known: TreeFacts, X: np.ndarray, leaves: list[int], ks: list[int]) -> list[str]:
     """Given rows, their leaves and answers, return per row the end of its explanation: its
     "changes", per path feature the smallest change of that one measurement that makes the
     tree answer another class, smallest relative change first.
@@ -272,7 +271,7 @@ def _changes(known: TreeFacts, X: np.ndarray, rows: list[list[float]], leaves: l
     thresholds, so the tree's answer for it is the same."""
     # Tries in order: by row, then feature, then cut, for the features the row's path tests.
     row, cut = np.nonzero(known.tries[leaves])
-    out = [',"changes":[]}'] * len(rows)
+    out = [',"changes":[]}'] * len(X)
     if not row.size:
         return out
     feature = known.cut_feature[cut]

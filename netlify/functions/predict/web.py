@@ -53,9 +53,6 @@ class JsonText:
     def __init__(self, text: str):
         self.text = text
 
-    def value(self):
-        return json.loads(self.text)
-
 
 # Stands for each JsonText while json.dumps writes the rest (the NUL written as \u0000);
 # random, so that no string of a document can be mistaken for it, and a count check refuses
