@@ -20,8 +20,10 @@ from sklearn import metrics
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "netlify" / "functions"))
 from predict.manifest import Manifest  # noqa: E402  the contract, declared once, read by the function
+from predict.web import jsonable  # noqa: E402  numpy values as plain JSON ones, in one place
 
 PICKLE_FILE = "model.pkl"
+MANIFEST_FILE = "manifest.json"
 PERCENTILES = (5, 25, 75, 95)
 DIGITS = 6
 
@@ -104,7 +106,7 @@ def classification_metrics(estimator, X, y, positive) -> dict:
             truth = np.asarray(y) == positive
             out["roc_auc"] = _r(metrics.roc_auc_score(truth, proba[:, k]))
             fpr, tpr, _ = metrics.roc_curve(truth, proba[:, k])
-            out["roc_curve"] = {"positive": positive, "fpr": [_r(v) for v in fpr],
+            out["roc_curve"] = {"positive": _plain(positive), "fpr": [_r(v) for v in fpr],
                                 "tpr": [_r(v) for v in tpr]}
         elif len(set(y)) == len(labels):
             out["roc_auc"] = _r(metrics.roc_auc_score(y, proba, multi_class="ovr",
@@ -183,10 +185,11 @@ def write_model_dir(out_dir: Path, estimator, manifest: dict, *,
     write manifest.json beside it, and return the manifest."""
     out_dir.mkdir(parents=True, exist_ok=True)
     data = stable_pickle(estimator)
-    (out_dir / pickle_file).write_bytes(data)
     manifest: Manifest = {**manifest, "versions": versions(),
                 "artifact": {"file": pickle_file, "bytes": len(data),
                              "sha256": hashlib.sha256(data).hexdigest(), "format": "pickle"}}
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n",
-                                           encoding="utf-8")
+    manifest = jsonable(manifest)
+    text = json.dumps(manifest, indent=2, allow_nan=False) + "\n"  # fails before any write
+    (out_dir / pickle_file).write_bytes(data)
+    (out_dir / MANIFEST_FILE).write_text(text, encoding="utf-8")
     return manifest

@@ -17,9 +17,13 @@ import hashlib
 import importlib.util
 import io
 import json
+import os
 import re
+import shutil
 import sys
+import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import joblib
@@ -313,17 +317,44 @@ def build_matrix(columns, rows, names) -> tuple[np.ndarray, list[str]]:
     return X, types
 
 
+BOOL_TEXT = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
+
+
+def _label_of(text: str, classes: np.ndarray):
+    """Given one target cell, return it as the model's own label (the value in classes_ whose
+    text it is, else parsed as that dtype); ValueError if it cannot be one."""
+    by_text = {str(c): c for c in classes}
+    text = text.strip()
+    if text in by_text:
+        return by_text[text]
+    kind = classes.dtype.kind
+    if kind == "b":
+        return np.bool_(BOOL_TEXT[text.lower()]) if text.lower() in BOOL_TEXT else _bad(text)
+    if kind in "iu":
+        number = float(text)
+        return classes.dtype.type(int(number)) if number.is_integer() else _bad(text)
+    if kind == "f":
+        return classes.dtype.type(float(text))
+    return text
+
+
+def _bad(text: str):
+    raise ValueError(text)
+
+
 def target_values(estimator, y_text: list[str]) -> np.ndarray:
-    """Return the target column typed like the model's own labels (or as numbers)."""
+    """Return the target column typed like the model's own labels (classes_: int, bool, float or
+    text), or as numbers for a regressor."""
     classes = getattr(estimator, "classes_", None)
     try:
         if classes is None:
             return np.array(y_text, dtype=float)
-        return np.array(y_text).astype(classes.dtype) if classes.dtype.kind in "iufb" \
-            else np.array(y_text, dtype=object)
+        classes = np.asarray(classes)
+        values = [_label_of(t, classes) for t in y_text]
+        return np.array(values, dtype=classes.dtype if classes.dtype.kind in "biuf" else object)
     except ValueError:
         raise PackagingError("the target column's values do not match the model's "
-                             f"({'numbers' if classes is None else 'labels ' + str(list(classes))})") from None
+                             f"({'numbers' if classes is None else 'labels ' + ', '.join(map(str, classes))})") from None
 
 
 def _parts(obj):
@@ -393,39 +424,113 @@ def _pandas_requirement() -> list[str]:
     return [f"pandas=={pandas.__version__}"]
 
 
+@dataclass
+class Evaluation:
+    """The rows the card's metrics and examples come from, and what they are in words."""
+
+    X: np.ndarray
+    y_text: list[str] | None
+    data: str
+    held_out: bool
+
+
+def held_out_rows(path: Path, columns: list[str], target: str | None) -> tuple[list, list[str]]:
+    """Return a held-out CSV's rows in the reference CSV's column order, and its target column."""
+    if target is None:
+        raise PackagingError("--held-out needs --target: its rows are scored against the target")
+    held_columns, body, y_text = read_reference(path, target)
+    if sorted(held_columns) != sorted(columns):
+        raise PackagingError(f"{path}'s columns differ from the reference CSV's; give both the "
+                             "same columns (in any order)")
+    order = [held_columns.index(c) for c in columns]
+    return [[row[j] for j in order] for row in body], y_text
+
+
+def split_rows(n: int, y_text: list[str] | None, *, fraction: float, seed: int,
+               stratify: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Return the indices of the rows kept for training and of those held out, chosen as
+    train_test_split(rows, test_size=fraction, random_state=seed) chooses them."""
+    from sklearn.model_selection import train_test_split
+
+    if y_text is None:
+        raise PackagingError("--split needs --target: the held-out rows are scored against it")
+    if not 0 < fraction < 1:
+        raise PackagingError("--split is the held-out share of the reference rows: a number "
+                             "between 0 and 1, e.g. 0.2")
+    try:
+        return train_test_split(np.arange(n), test_size=fraction, random_state=seed,
+                                stratify=y_text if stratify else None)
+    except ValueError as exc:
+        raise PackagingError(f"cannot split the reference rows that way: {exc}") from None
+
+
 def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | None = None,
             name: str | None = None, version: str = "1.0.0", description: str = "",
             positive: str | None = None, card_path: Path | None = None,
-            allow_version_mismatch: bool = False) -> dict:
+            allow_version_mismatch: bool = False, held_out: Path | None = None,
+            split: float | None = None, seed: int = 0, stratify: bool = False) -> dict:
     """Package a pickled (or joblib) estimator and its reference CSV into out_dir; return the
-    manifest."""
+    manifest. With held_out (a CSV) or split (a share of the reference rows), the card's
+    metrics and examples come from those rows, stated to be unseen in training."""
+    if held_out is not None and split is not None:
+        raise PackagingError("give either --held-out or --split, not both")
     estimator, source = load_estimator(model_path, allow_version_mismatch=allow_version_mismatch)
     found = served_globals(estimator, model_path)
     columns, rows, y_text = read_reference(data_path, target)
     names = feature_order(estimator, columns, target)
-    X, types = build_matrix(columns, rows, names)
+    training_data = {"reference": data_path.name, "rows": len(rows)}
+    test_rows, test_y = held_out_rows(held_out, columns, target) if held_out else ([], None)
+    X_all, types = build_matrix(columns, rows + test_rows, names)
+    X, X_test = X_all[:len(rows)], X_all[len(rows):]
+    if split is not None:
+        train, test = split_rows(len(rows), y_text, fraction=split, seed=seed, stratify=stratify)
+        X, X_test = X_all[train], X_all[test]
+        y_text, test_y = [y_text[i] for i in train], [y_text[i] for i in test]
+        training_data["split"] = {"train_rows": len(train), "test_rows": len(test),
+                                  "test_size": split, "stratified": stratify, "seed": seed}
+        stratified = ", stratify=<target>" if stratify else ""
+        evaluation = Evaluation(X_test, test_y, held_out=True, data=(
+            f"held-out rows of {data_path.name}: those train_test_split(test_size={split}, "
+            f"random_state={seed}{stratified}) keeps aside, stated at packaging not to have "
+            "been used in training"))
+    elif held_out is not None:
+        training_data["held_out"] = {"file": held_out.name, "rows": len(test_rows)}
+        evaluation = Evaluation(X_test, test_y, held_out=True, data=(
+            f"held-out rows in {held_out.name}, stated at packaging not to have been used in "
+            "training"))
+    else:
+        evaluation = Evaluation(X, y_text, held_out=False, data=(
+            f"the reference data {data_path.name}; if the model was trained on it, these "
+            "scores are optimistic"))
     card = read_card(card_path, names)
     features = [{"name": n, "type": t} for n, t in zip(names, types)]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
         spec, requires = choose_input(estimator, X, features, found)
-        Xm = frames.model_input(X, {"input": spec})
-        predicted = _predict(estimator, Xm)
-        if isinstance(predicted, Exception):
-            sent = "a pandas DataFrame" if spec["container"] == frames.DATAFRAME \
-                else "a NumPy array in feature order"
-            raise PackagingError("the model cannot predict the reference rows as the function "
-                                 f"sends them ({sent}): {type(predicted).__name__}: {predicted}")
-        return _manifest(estimator, X, Xm, types, names, y_text, out_dir,
-                         name=name or model_path.stem, version=version, description=description,
-                         positive=positive, data_name=data_path.name, card=card,
-                         extra={"input": spec, "requires": requires, "source": source})
+        for rows_of in (X, evaluation.X):
+            predicted = _predict(estimator, frames.model_input(rows_of, {"input": spec}))
+            if isinstance(predicted, Exception):
+                sent = "a pandas DataFrame" if spec["container"] == frames.DATAFRAME \
+                    else "a NumPy array in feature order"
+                raise PackagingError("the model cannot predict the reference rows as the "
+                                     f"function sends them ({sent}): "
+                                     f"{type(predicted).__name__}: {predicted}")
+        manifest = _manifest(estimator, X, types, names, evaluation, spec,
+                             name=name or model_path.stem, version=version,
+                             description=description, positive=positive, card=card,
+                             extra={"input": spec, "requires": requires, "source": source,
+                                    "training_data": training_data})
+    return write_whole(out_dir, estimator, manifest)
 
 
-def _manifest(estimator, X, Xm, types, names, y_text, out_dir, *, name, version, description,
-              positive, data_name, card, extra) -> dict:
+def _manifest(estimator, X, types, names, evaluation: Evaluation, spec, *, name, version,
+              description, positive, card, extra) -> dict:
+    """Return the manifest: the schema from the reference (training) rows X, the examples,
+    importances and metrics from the evaluation rows."""
     classification = is_classifier(estimator)
-    y = target_values(estimator, y_text) if y_text is not None else None
+    Xe = evaluation.X
+    Xm = frames.model_input(Xe, {"input": spec})
+    y = target_values(estimator, evaluation.y_text) if evaluation.y_text is not None else None
     labels = [str(c) for c in estimator.classes_] if classification else []
     if classification and positive is None:
         positive = labels[-1]
@@ -443,9 +548,8 @@ def _manifest(estimator, X, Xm, types, names, y_text, out_dir, *, name, version,
         "features": modelcard.feature_schema(
             X, names, types, importances=modelcard.importances_of(estimator, Xm, y, names),
             meta=card.pop("features", None)),
-        "examples": modelcard.examples_of(estimator, X, y, names, types, classification,
+        "examples": modelcard.examples_of(estimator, Xe, y, names, types, classification,
                                           model_input=Xm),
-        "training_data": {"reference": data_name, "rows": len(X)},
         **extra,
         **card,
     }
@@ -454,9 +558,30 @@ def _manifest(estimator, X, Xm, types, names, y_text, out_dir, *, name, version,
     if y is not None:
         scores = (modelcard.classification_metrics(estimator, Xm, y, positive_value)
                   if classification else modelcard.regression_metrics(estimator, Xm, y))
-        manifest["metrics"] = {"data": f"the reference data {data_name}; if the model was "
-                                       "trained on it, these scores are optimistic", **scores}
-    return modelcard.write_model_dir(out_dir, estimator, manifest)
+        manifest["metrics"] = {"data": evaluation.data, "held_out": evaluation.held_out,
+                               **scores}
+    return manifest
+
+
+def write_whole(out_dir: Path, estimator, manifest: dict) -> dict:
+    """Write the model directory whole or not at all: into a new directory beside out_dir,
+    moved into place once complete (an existing out_dir gets the new pickle, then the new
+    manifest; its other files are left alone). Return the written manifest."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        written = modelcard.write_model_dir(scratch, estimator, manifest)
+        try:
+            os.rename(scratch, out_dir)  # out_dir absent or empty: one atomic step
+        except OSError:
+            if not out_dir.is_dir():
+                raise PackagingError(f"cannot write {out_dir}: it exists and is not a "
+                                     "directory") from None
+            for part in (written["artifact"]["file"], modelcard.MANIFEST_FILE):
+                os.replace(scratch / part, out_dir / part)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -476,12 +601,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allow-version-mismatch", action="store_true",
                         help="serve a model saved by another scikit-learn version (recorded in "
                              "the manifest's source)")
+    held = parser.add_mutually_exclusive_group()
+    held.add_argument("--held-out", type=Path, metavar="CSV", help="rows the model never saw in "
+                      "training, with the same columns and the target: the card's metrics, "
+                      "examples and track record come from them")
+    held.add_argument("--split", type=float, metavar="FRACTION", help="the share of the "
+                      "reference rows held out from training, chosen as train_test_split("
+                      "test_size=FRACTION, random_state=SEED) chose them")
+    parser.add_argument("--seed", type=int, default=0, help="with --split: its random_state")
+    parser.add_argument("--stratify", action="store_true", help="with --split: it was "
+                        "stratified by the target")
     args = parser.parse_args(argv)
     try:
         manifest = package(args.model, args.data, args.out, target=args.target, name=args.name,
                            version=args.version, description=args.description,
                            positive=args.positive, card_path=args.card,
-                           allow_version_mismatch=args.allow_version_mismatch)
+                           allow_version_mismatch=args.allow_version_mismatch,
+                           held_out=args.held_out, split=args.split, seed=args.seed,
+                           stratify=args.stratify)
     except PackagingError as exc:
         print(f"package_model: {exc}", file=sys.stderr)
         return 2
