@@ -545,6 +545,7 @@ def _manifest(estimator, X, types, names, evaluation: Evaluation, spec, *, name,
         "task": "classification" if classification else "regression",
         "estimator": type(estimator).__name__,
         "labels": labels,
+        **({"classes": list(estimator.classes_)} if classification else {}),
         "features": modelcard.feature_schema(
             X, names, types, importances=modelcard.importances_of(estimator, Xm, y, names),
             meta=card.pop("features", None)),

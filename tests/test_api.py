@@ -194,7 +194,7 @@ def test_csv_in_csv_out(rows):
     table = list(csv.DictReader(io.StringIO(text)))
     expected = call(post({"instances": rows}))[2]
     assert [r["prediction"] for r in table] == expected["predictions"]
-    assert float(table[0]["probability_malignant"]) == pytest.approx(
+    assert float(table[0]["share_of_training_samples_in_leaf_malignant"]) == pytest.approx(
         expected["results"][0]["probabilities"]["malignant"])
 
 

@@ -13,13 +13,14 @@ from predict.settings import Settings
 from support import ROOT, app, call, event, example, manifest
 
 
-def test_health_answers_without_loading_the_model():
+def test_health_loads_the_model_and_says_it_is_ready():
     status, headers, body = call(event("GET", "/api/health"))
     assert status == 200
-    assert body["status"] == "ok"
-    assert body["model"] == {"name": "dect_model", "version": "1.0.0", "loaded": False}
+    assert body["status"] == "ok" and body["ready"] is True and body["warm"] is False
+    assert body["model"] == {"name": "dect_model", "version": "1.0.0", "loaded": True}
     assert body["limits"] == {"max_rows": 1000, "max_body_bytes": 1048576}
-    assert app().store.is_loaded() is False
+    assert app().store.is_loaded() is True
+    assert "load;dur=" in headers["Server-Timing"]
 
 
 def test_model_route_lists_features_and_labels():

@@ -146,7 +146,7 @@ def test_netlify_dev_forwards_csv_conditional_requests_and_status(netlify_dev):
                                  headers={"Content-Type": "text/csv", "Accept": "text/csv"})
     with urllib.request.urlopen(req, timeout=30) as r:
         assert r.headers["Content-Type"].startswith("text/csv")
-        assert r.read().decode().startswith("row,prediction,probability_benign")
+        assert r.read().decode().startswith("row,prediction,share_of_training_samples_in_leaf_benign")
     _, headers, _ = fetch(netlify_dev + "/api/model")
     req = urllib.request.Request(netlify_dev + "/api/model",
                                  headers={"If-None-Match": headers["ETag"]})

@@ -42,7 +42,7 @@ def test_each_curl_example_works_as_written(runtime, command, is_error):
     assert out.returncode == 0, out.stderr
     if "Accept: text/csv" in command:
         header = out.stdout.splitlines()[0]
-        assert header.startswith("row,prediction,probability_benign")
+        assert header.startswith("row,prediction,share_of_training_samples_in_leaf_benign")
         return
     body = json.loads(out.stdout)
     assert ("error" in body) == is_error

@@ -21,7 +21,7 @@ from .events import lambda_response, request_from_event
 from .inputs import read_rows
 from .model import ModelStore
 from .openapi import EXPLAIN_VALUES, openapi_document
-from .scoring import results_csv, score
+from .scoring import leaf_shares, results_csv, score
 from .settings import Settings, SettingsError, from_env
 from .web import Request, Response
 
@@ -43,11 +43,14 @@ def route_of(path: str) -> str:
 
 
 def health(app: App, req: Request, timing: dict) -> Response:
+    """Ready (200) only when a prediction would succeed: the model loads (this call loads it if
+    it is not loaded yet) and what it needs imports; else the 503 naming why."""
     manifest = app.store.manifest()
-    loaded = app.store.is_loaded()
-    return Response.json(200, {"status": "ok", "warm": loaded,
+    warm = app.store.is_loaded()
+    app.load_model(timing)
+    return Response.json(200, {"status": "ok", "ready": True, "warm": warm,
                                "model": {"name": manifest.get("name"),
-                                         "version": manifest.get("version"), "loaded": loaded},
+                                         "version": manifest.get("version"), "loaded": True},
                                "limits": app.settings.limits(),
                                "uptime_s": round(time.time() - _started, 1)},
                          {"Cache-Control": "no-store"})
@@ -108,7 +111,9 @@ def predict(app: App, req: Request, timing: dict) -> Response:
                                      shown=not as_csv)
     headers = {"Cache-Control": "no-store"}
     if as_csv:
-        return Response.text(200, results_csv(results, manifest.get("labels") or []),
+        leaf_share = leaf_shares(app.load_model(timing).estimator)  # loaded: _scored used it
+        return Response.text(200, results_csv(results, manifest.get("labels") or [],
+                                              leaf_share=leaf_share),
                              "text/csv; charset=utf-8", headers)
     return Response.json(200, {"model": {"name": manifest.get("name"),
                                          "version": manifest.get("version")},
@@ -124,8 +129,9 @@ def invocations(app: App, req: Request, timing: dict) -> Response:
 
 
 def ping(app: App, req: Request, timing: dict) -> Response:
-    """MLflow's readiness route: 200 when the model can be served (its manifest is readable)."""
-    app.store.manifest()
+    """MLflow's readiness route: 200 when a prediction would succeed (the model loads), else
+    the 503 naming why."""
+    app.load_model(timing)
     return Response.text(200, "\n", "text/plain", {"Cache-Control": "no-store"})
 
 
@@ -139,8 +145,8 @@ class Route:
 
 
 ROUTES = (
-    Route("/health", "GET", "health", "Is the function up; is the model loaded (warm); "
-          "the request limits", health),
+    Route("/health", "GET", "health", "Is the model ready (loads it if needed: 503 naming why "
+          "a prediction would fail); was it warm; the request limits", health),
     Route("/model", "GET", "model", "The model card (manifest): features, labels, metrics, "
           "versions", model_card),
     Route("/openapi.json", "GET", "openapi", "This document", openapi),
@@ -148,7 +154,8 @@ ROUTES = (
     # MLflow's scoring server paths, for its clients (also at the site's root)
     Route("/invocations", "POST", "invocations", "MLflow's scoring route: the same input, "
           "answered as {\"predictions\": [...]}", invocations),
-    Route("/ping", "GET", "ping", "MLflow's readiness check", ping),
+    Route("/ping", "GET", "ping", "MLflow's readiness check: 200 when a prediction would "
+          "succeed, else 503", ping),
 )
 
 

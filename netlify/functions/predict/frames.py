@@ -45,6 +45,12 @@ def needs_dataframe(manifest: dict) -> bool:
     return (manifest.get("input") or {}).get("container") == DATAFRAME
 
 
+def check_requirements(manifest: dict) -> None:
+    """Raise ModelUnavailable if the model takes a DataFrame and pandas does not import here."""
+    if needs_dataframe(manifest):
+        _pandas()
+
+
 def _pandas():
     try:
         import pandas  # heavy, and absent from bundles of models that take arrays

@@ -46,6 +46,7 @@ class Manifest(TypedDict):
     estimator: str
     labels: list[str]
     features: list[Feature]
+    classes: NotRequired[list[Any]]  # the labels as the model gives them (int, float, bool, str)
     artifact: Artifact
     versions: dict[str, str]
     title: NotRequired[str]

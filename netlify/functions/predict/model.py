@@ -135,6 +135,7 @@ class ModelStore:
             raise _broken("the model file does not match the SHA-256 in the manifest")
         with _collector_paused():
             estimator = self._unpickle(manifest, data)
+        check_against_manifest(estimator, manifest)
         load_ms = (time.perf_counter() - start) * 1000
         log.info(json.dumps({"event": "model_loaded", "model": manifest.get("name"),
                              "version": manifest.get("version"), "load_ms": round(load_ms, 1)}))
@@ -156,3 +157,56 @@ class ModelStore:
             raise _broken(f"{exc}; refused to unpickle it") from None
         except Exception as exc:  # a truncated or foreign pickle fails in many ways
             raise _broken(f"the model file cannot be unpickled ({type(exc).__name__})") from None
+
+
+def _differ(what: str, manifest_says: list[str], model_has: list[str]) -> ModelUnavailable:
+    """Name the first place where the manifest's list and the model's differ (texts cut short)."""
+    if len(manifest_says) != len(model_has):
+        return _broken(f"the manifest has {len(manifest_says)} {what}, the model "
+                       f"{len(model_has)}")
+    i = next(i for i, (a, b) in enumerate(zip(manifest_says, model_has)) if a != b)
+    return _broken(f"the manifest's {what} differ from the model's: number {i + 1} is "
+                   f"'{manifest_says[i][:100]}' in the manifest, '{model_has[i][:100]}' in the "
+                   "model")
+
+
+def check_against_manifest(estimator, manifest: Manifest) -> None:
+    """Given the unpickled object and its manifest, raise ModelUnavailable naming the mismatch
+    unless it is a fitted estimator of the manifest's task taking the manifest's features (their
+    count, and their names in order where the model knows them) and giving its labels, and
+    the packages its input needs import."""
+    from sklearn.base import is_classifier, is_regressor
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    kind = type(estimator).__name__[:100]
+    if not callable(getattr(estimator, "predict", None)) or not hasattr(estimator, "get_params"):
+        raise _broken(f"the model file holds a {kind}, not a scikit-learn estimator with predict()")
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        raise _broken(f"the model file holds a {kind} that is not fitted") from None
+    except TypeError:  # check_is_fitted refuses what is not an estimator
+        raise _broken(f"the model file holds a {kind}, not a scikit-learn estimator") from None
+    task = manifest["task"]
+    if not (is_classifier(estimator) if task == "classification" else is_regressor(estimator)):
+        raise _broken(f"the manifest says {task}; the model file holds a {kind}, which is not a "
+                      f"{'classifier' if task == 'classification' else 'regressor'}")
+    names = [f["name"] for f in manifest["features"]]
+    count = getattr(estimator, "n_features_in_", None)
+    if count is not None and count != len(names):
+        raise _broken(f"the manifest has {len(names)} features; the model takes {count}")
+    fitted_names = getattr(estimator, "feature_names_in_", None)
+    if fitted_names is not None and [str(n) for n in fitted_names] != names:
+        raise _differ("features", names, [str(n) for n in fitted_names])
+    columns = (manifest.get("input") or {}).get("columns")
+    if columns is not None and list(columns) != names:
+        raise _differ("input columns", [str(c) for c in columns], names)
+    if task == "classification":
+        labels = [str(c) for c in estimator.classes_]
+        if [str(c) for c in manifest.get("labels", [])] != labels:
+            raise _differ("labels", [str(c) for c in manifest.get("labels", [])], labels)
+        if "classes" in manifest and manifest["classes"] != estimator.classes_.tolist():
+            raise _broken("the manifest's classes differ from the model's classes_")
+    from .frames import check_requirements
+    check_requirements(manifest)

@@ -208,7 +208,10 @@ def openapi_document(manifest: dict, routes, *, max_rows: int, max_body_bytes: i
                                                "minItems": len(names),
                                                "maxItems": len(names)}}}}}},
     ]}
-    label = {"enum": manifest.get("labels") or []} if classification else {"type": "number"}
+    # the labels as the model answers them (JSON numbers or booleans for int, float or bool
+    # classes: the manifest's `classes`), else as text
+    label = {"enum": manifest.get("classes", manifest.get("labels") or [])} if classification \
+        else {"type": "number"}
     result = {"type": "object", "required": ["warnings"], "properties": {
         "label": label, "value": {"type": "number"},
         "probabilities": {"type": "object", "additionalProperties": {"type": "number"}},
@@ -220,8 +223,10 @@ def openapi_document(manifest: dict, routes, *, max_rows: int, max_body_bytes: i
                                  "results": {"type": "array", "items": result}}}
     operations = {
         "health": {"responses": {
-            "200": json_ok({"type": "object"}, "up"),
-            "503": _error("the model's manifest cannot be read")}},
+            "200": json_ok({"type": "object", "required": ["ready"],
+                            "properties": {"ready": {"const": True}}},
+                           "ready: a prediction would succeed (the model is loaded)"),
+            "503": _error("not ready: the model cannot be loaded or served (named)")}},
         "model": {"responses": {
             "200": json_ok({"type": "object"}, "the manifest; ETag is the pickle's SHA-256"),
             "304": {"description": "unchanged since the ETag in If-None-Match"},

@@ -117,11 +117,26 @@ def score(loaded: LoadedModel, X: np.ndarray, row_warnings: list[list[dict]], *,
     return results
 
 
-def results_csv(results: list[dict], labels: list[str]) -> str:
-    """Given results, return them as CSV: row, prediction, one column per class probability."""
+# The CSV answer's columns for each class's figure: a single tree's is the share of the
+# training samples in the row's leaf that had the label; any other model's is its own score
+# (predict_proba). Neither is how often the answer is right: the model card says that.
+LEAF_SHARE_COLUMN = "share_of_training_samples_in_leaf_"
+SCORE_COLUMN = "model_score_"
+RANGE_COLUMN = "outside_training_range"  # the features whose value is outside training's range
+
+
+def leaf_shares(estimator) -> bool:
+    """Return whether the estimator's class figures are a single tree's leaf shares."""
+    return _kind(_final(estimator)) in SINGLE_TREES
+
+
+def results_csv(results: list[dict], labels: list[str], *, leaf_share: bool = False) -> str:
+    """Given results, return them as CSV: row, prediction, one column per class figure (named
+    for what it is: a leaf's training share or the model's score), the out-of-range features."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["row", "prediction", *[f"probability_{c}" for c in labels], "warnings"])
+    figure = LEAF_SHARE_COLUMN if leaf_share else SCORE_COLUMN
+    writer.writerow(["row", "prediction", *[f"{figure}{c}" for c in labels], RANGE_COLUMN])
     for i, r in enumerate(results):
         probs = [r["probabilities"].get(str(c)) for c in labels] if "probabilities" in r else []
         writer.writerow([i, r.get("label", r.get("value")), *probs,
