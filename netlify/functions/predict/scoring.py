@@ -136,6 +136,8 @@ def results_csv(results: list[dict], labels: list[str], *, leaf_share: bool = Fa
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     figure = LEAF_SHARE_COLUMN if leaf_share else SCORE_COLUMN
+    if not any("probabilities" in r for r in results):
+        labels = []  # a regressor, or a classifier without predict_proba: no figure to give
     writer.writerow(["row", "prediction", *[f"{figure}{c}" for c in labels], RANGE_COLUMN])
     for i, r in enumerate(results):
         probs = [r["probabilities"].get(str(c)) for c in labels] if "probabilities" in r else []
