@@ -305,13 +305,17 @@ function showReasons(explanation) {
   } else {
     const percent = space === "probability";  // a forest's or boosting's share, in points
     const units = percent ? `the model's probability for ${quoted(target)}, in percentage points`
-      : space === "log-odds" ? `the model's score for ${quoted(target)} (in log-odds: 0 is no effect, a positive number pushes towards this answer)` : "the predicted value, in its own units";
+      : space === "log-odds" ? `the model's score for ${quoted(target)} (in log-odds: 0 is no effect, a positive number pushes towards this answer)`
+      : space === "score" ? `the model's score for ${quoted(target)} (a positive number pushes towards this answer)` : "the predicted value, in its own units";
     const start = percent ? share(explanation.base_value) : formatNumber(explanation.base_value);
-    page.whyIntro.textContent = `What each measurement added to ${units}. Before any measurement it starts at ${start}.`;
+    page.whyIntro.textContent = explanation.method === "linear"
+      ? `What each measurement added to ${units}, compared with a typical case (every measurement at its usual value), where it is ${start}.`
+      : `What each measurement added to ${units}. Before any measurement it starts at ${start}.`;
     for (const c of explanation.contributions.slice(0, SHOWN_TERMS)) {
       const sign = c.contribution >= 0 ? "+" : "−";
       const size = percent ? `${formatNumber(Math.abs(c.contribution) * 100)} percentage points` : formatNumber(Math.abs(c.contribution));
-      page.reasons.append(el("li", { text: `${labelText(c.feature)}: ${sign}${size}` }));
+      const named = c.value === undefined ? labelText(c.feature) : `${labelText(c.feature)} = ${c.value}`;
+      page.reasons.append(el("li", { text: `${named}: ${sign}${size}` }));
     }
     if (!explanation.contributions.length) page.reasons.append(el("li", { text: "No measurement moved the score." }));
   }

@@ -1,9 +1,17 @@
 """Schemathesis against the live local runtime: requests generated from the OpenAPI document
-(valid and invalid ones) must get documented, conforming answers and never a 5xx."""
+(valid and invalid ones) must get documented, conforming answers and never a 5xx. For the
+committed tree on every route; and for models of other kinds (a forest, histogram boosting,
+a linear pipeline with one-hot, a regression), each served with its own document, on the
+prediction route, with their reference rows' explained answers validated against it too."""
+import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from threadpoolctl import threadpool_limits
 
-from support import call, event
+import fitted
+import package_model
+from support import LocalRuntime, call, event
 
 _, _, DOCUMENT = call(event("GET", "/api/openapi.json"))
 schema = schemathesis.openapi.from_dict(DOCUMENT)
@@ -13,3 +21,61 @@ schema = schemathesis.openapi.from_dict(DOCUMENT)
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_api_keeps_its_openapi_contract(case, runtime):
     case.call_and_validate(base_url=runtime.url)
+
+
+MODELS = {"forest": fitted.forest_compressed, "hist-boosting": fitted.hist_boosting,
+          "onehot-logistic": fitted.frame_classifier, "onehot-ridge-regression": fitted.frame_regressor}
+
+
+@pytest.fixture(scope="module", params=list(MODELS))
+def served_model(request, tmp_path_factory):
+    """One model of each kind, packaged with the README's command and served over HTTP."""
+    folder = tmp_path_factory.mktemp(request.param)
+    with threadpool_limits(limits=1):  # histogram boosting's threads, on a busy machine
+        fit = MODELS[request.param](folder)
+        package_model.package(fit.model_file, fit.data_file, folder / "served",
+                              target=fit.target, name=request.param)
+    server = LocalRuntime(env={"MODEL_DIR": str(folder / "served"), "OMP_NUM_THREADS": "1"})
+    yield fit, server
+    server.stop()
+
+
+def served_predict(server):
+    """Return the prediction operation of the document the server serves."""
+    status, _, document = server.json("/api/openapi.json")
+    assert status == 200
+    served = schemathesis.openapi.from_dict(document)
+    return served, served["/api/predict"]["POST"]
+
+
+def test_every_kind_of_model_answers_its_reference_rows_as_its_document_says(served_model):
+    fit, server = served_model
+    served, predict = served_predict(server)
+    case = served.make_case(operation=predict, body={"instances": fitted.rows(fit.frame)},
+                            media_type="application/json")
+    response = case.call_and_validate(base_url=server.url)
+    assert response.status_code == 200
+    assert all(r["explanation"] for r in response.json()["results"])
+
+
+# Found by this test, left to the owner of input validation: an integer feature is accepted up
+# to 3.4e38 (float32's range), which a DataFrame model's int64 column cannot hold: a 500.
+INT64_OVERFLOW = pytest.mark.xfail(reason="an integer beyond int64 for a DataFrame model "
+                                          "answers 500", strict=False)
+
+
+@pytest.mark.parametrize("served_model", [
+    pytest.param(k, marks=INT64_OVERFLOW) if k.startswith("onehot") else k for k in MODELS],
+    indirect=True)
+def test_every_kind_of_model_keeps_its_contract_on_generated_requests(served_model):
+    _, server = served_model
+    _, predict = served_predict(server)
+
+    @given(case=predict.as_strategy(GenerationMode.POSITIVE)
+           | predict.as_strategy(GenerationMode.NEGATIVE))
+    @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck),
+              database=None)
+    def generated(case):
+        case.call_and_validate(base_url=server.url)
+
+    generated()

@@ -1,60 +1,57 @@
 """Why the model answered what it did, per row.
 
-Owns: choosing the explanation for an estimator, and for linear models each feature's
-contribution to the decision function. Single decision trees (the path, the leaf and what
-would change the answer): explain_tree.py. Tree ensembles and pipelines whose encoded
-columns fold back to their inputs: explain_ensemble.py. Other estimators get no explanation.
+Owns: choosing the explanation for an estimator, and the one linear explainer: for a linear
+model, alone or after steps that are affine in its inputs (see explain_fold.py), each input's
+exact part of the score. Single decision trees (the path, the leaf and what would change the
+answer): explain_tree.py. Tree ensembles: explain_ensemble.py. Other estimators: None.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import explain_ensemble, explain_tree
+from .explain_fold import explanations, fold, sklearn_kind, split, targets
 from .web import JsonText
 
-
-def _final_step(estimator):
-    steps = getattr(estimator, "steps", None)
-    return (estimator[:-1], steps[-1][1]) if steps else (None, estimator)
+# Linear in their inputs, but not per class: one-vs-one scores are voted, not compared.
+NOT_PER_CLASS = {"SVC", "NuSVC"}
 
 
-def explain_rows(estimator, X: np.ndarray, names: list[str],
-                 predicted: list) -> list[dict | JsonText | None]:
-    """Given the estimator, its input rows and its predictions, return one explanation per row
-    (a single tree's already written as JSON)."""
-    head, final = _final_step(estimator)
-    others = explain_ensemble.explain(estimator, X, names, predicted)
-    if others is not None:  # tree ensembles; pipelines whose encoded columns fold back
-        return others
+def explain_rows(estimator, X, names: list[str], predicted: list, *,
+                 reference=None) -> list[dict | JsonText | None]:
+    """Given the estimator, its input rows, its predictions and a reference row (the typical
+    case, in the same container as X, or None), return one explanation per row (a single
+    tree's already written as JSON; None where there is no right one)."""
+    head, final = split(estimator)
     if hasattr(final, "tree_") and head is None:
         return explain_tree.explain(final, X, names, predicted)
-    if hasattr(final, "coef_") and hasattr(final, "intercept_"):
-        Z = head.transform(X) if head is not None else X
-        Z = Z.toarray() if hasattr(Z, "toarray") else np.asarray(Z, dtype=float)
-        if Z.shape[1] == len(names):
-            return _linear(final, Z, names, predicted)
-    return [None] * len(X)
+    found = explain_ensemble.explain(estimator, X, names, predicted)
+    if found is None and hasattr(final, "coef_") and hasattr(final, "intercept_"):
+        found = _linear(estimator, X, names, predicted, reference)
+    return [None] * len(predicted) if found is None else found
 
 
-def _contribution_list(names: list[str], values: np.ndarray) -> list[dict]:
-    pairs = [(n, v) for n, v in zip(names, values.tolist()) if v != 0]
-    pairs.sort(key=lambda p: -abs(p[1]))  # stable: equal sizes keep the feature order
-    return [{"feature": n, "contribution": v} for n, v in pairs]
-
-
-def _linear(linear_model, Z, names, predicted) -> list[dict]:
-    coef = np.atleast_2d(linear_model.coef_)
-    intercept = np.atleast_1d(linear_model.intercept_)
-    classes = getattr(linear_model, "classes_", None)
-    out = []
-    for i, label in enumerate(predicted):
-        if classes is None:
-            row, sign, space = 0, 1.0, "value"
-        elif len(coef) == 1:  # binary: one decision function, positive for classes_[1]
-            row, sign, space = 0, (1.0 if label == classes[1] else -1.0), "log-odds"
-        else:
-            row, sign, space = int(np.flatnonzero(classes == label)[0]), 1.0, "log-odds"
-        out.append({"method": "linear", "space": space, "target": label,
-                    "base_value": float(sign * intercept[row]),
-                    "contributions": _contribution_list(names, sign * coef[row] * Z[i])})
-    return out
+def _linear(estimator, X, names: list[str], predicted: list, reference) -> list[dict] | None:
+    """Each input's part of the linear score of the predicted label: the composed coefficient
+    of each of its encoded columns times (its value - the reference row's value). The base
+    value is the reference row's score (zero encoded columns when there is no reference)."""
+    _, final = split(estimator)
+    folded = fold(estimator, len(names))
+    coef = np.atleast_2d(np.asarray(final.coef_, dtype=float))
+    intercept = np.broadcast_to(np.asarray(final.intercept_, dtype=float).ravel(), len(coef))
+    classes = getattr(final, "classes_", None)
+    per_class = classes is None and len(coef) == 1 or classes is not None and \
+        len(coef) in (1, len(classes)) and sklearn_kind(final) not in NOT_PER_CLASS
+    if folded is None or not per_class or coef.shape[1] != len(folded.columns):
+        return None
+    weights = coef @ folded.matrix  # per score, per atom
+    values = folded.values(X)
+    base_values = folded.values(reference) if reference is not None else np.zeros((1, len(values[0])))
+    space = "log-odds" if hasattr(final, "predict_proba") else "score"
+    target = targets(classes, len(coef), predicted, space=space)
+    w = weights[target.k] * target.sign[:, None]
+    parts = np.zeros((len(values), len(names)))
+    np.add.at(parts.T, folded.atom_sources, (w * (values - base_values)).T)
+    base = target.sign * (intercept[target.k] + coef[target.k] @ folded.offsets) + \
+        w @ base_values[0]
+    return explanations("linear", target, predicted, base, parts, names, X)

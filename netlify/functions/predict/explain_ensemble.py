@@ -1,157 +1,185 @@
-"""Explanations for tree ensembles, and for pipelines whose encoded columns fold back to inputs.
+"""Explanations for tree ensembles (and for a single tree after a Pipeline's head).
 
-Owns: the path method (Saabas) summed over the trees of a random forest, extra trees or
-gradient boosting and histogram gradient boosting (numeric splits, identity or logit link):
-along each tree's decision path, the change of the node value at each split is credited to
-the split's feature, and the trees are combined as the ensemble combines them, so
-`base_value` plus the contributions equals the prediction (a probability, a value, or
-boosting's log-odds). A Pipeline's head (e.g. a ColumnTransformer with a one-hot encoder)
-maps each encoded column back to the input feature it came from, and each input feature
-gets the sum of its columns' contributions. Other estimators: None (explain.py then answers
-that there is no explanation).
+Owns: the path method (Saabas) summed over the trees of a random forest, extra trees,
+gradient boosting or histogram gradient boosting (numeric splits, identity or logit link).
+Each node's value is the mean of its leaves' values weighted by their training samples (so
+the root's is the tree's mean answer over its training rows); along each row's decision
+path, the change of the node value at each split is credited to the split's feature, and
+the trees are combined as the ensemble combines them. `base_value` (the ensemble's mean raw
+score over its training rows) plus the contributions equals the prediction: a probability,
+a value, or boosting's log-odds. This is what `shap.TreeExplainer(model).shap_values(X,
+approximate=True)` computes. A Pipeline's head is folded (explain_fold.py): each encoded
+column's contribution goes to the input it comes from. Other estimators: None.
 """
 from __future__ import annotations
 
+import threading
 import warnings
+import weakref
 
 import numpy as np
+
+from .explain_fold import explanations, fold, sklearn_kind, split, targets
 
 # Known by name, so that importing this module imports nothing of scikit-learn (cold start).
 FORESTS = {"RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
            "ExtraTreesRegressor"}
+SINGLE_TREES = {"DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier",
+                "ExtraTreeRegressor"}
 BOOSTING = {"GradientBoostingClassifier", "GradientBoostingRegressor"}
 HIST_BOOSTING = {"HistGradientBoostingClassifier", "HistGradientBoostingRegressor"}
 # Regression losses whose prediction is the raw score itself (identity link).
-IDENTITY_LOSSES = {"squared_error", "absolute_error", "quantile"}
-# Steps that transform each column on its own: an encoded column stays with its input (an
-# imputer may drop an empty column: the widths are checked).
-COLUMNWISE = {"StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler", "SimpleImputer"}
-ONE_HOT = "OneHotEncoder"
+IDENTITY_LOSSES = {"squared_error", "absolute_error", "quantile", "huber"}
 
-
-def _kind(obj) -> str:
-    """Return the class name of a scikit-learn object, or '' for anything else."""
-    return type(obj).__name__ if type(obj).__module__.startswith("sklearn.") else ""
+_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_cache_lock = threading.Lock()
 
 
 def explain(estimator, X, names: list[str], predicted: list) -> list[dict] | None:
     """Given an estimator, its input rows and predictions, return one explanation per row,
     or None when this module does not explain that kind of estimator."""
-    steps = getattr(estimator, "steps", None)
-    head, final = (estimator[:-1], steps[-1][1]) if steps else (None, estimator)
-    ensemble = _kind(final) in FORESTS | BOOSTING or _hist_explainable(final)
-    if not ensemble and (head is None or not _linear(final)):
+    head, final = split(estimator)
+    kind = sklearn_kind(final)
+    if not (kind in FORESTS | BOOSTING or kind in SINGLE_TREES and head is not None
+            or _hist_explainable(final)) or getattr(final, "n_outputs_", 1) != 1:
         return None
-    sources = list(range(len(names))) if head is None else source_columns(head, len(names))
-    if sources is None:
+    folded = fold(estimator, len(names))
+    sources = None if folded is None else folded.sources()
+    if sources is None or None in sources:
         return None
     Z = X if head is None else head.transform(X)
-    Z = Z.toarray() if hasattr(Z, "toarray") else np.asarray(Z, dtype=float)
-    if Z.shape[1] != len(sources):
+    Z = np.asarray(Z.toarray() if hasattr(Z, "toarray") else Z, dtype=float)
+    if Z.ndim != 2 or Z.shape[1] != len(sources):
         return None
     with warnings.catch_warnings():
         # Z is in the fitted column order; a model fitted on a DataFrame warns on arrays.
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
-        if _kind(final) in FORESTS:
-            base, parts, space = _forest(final, Z, predicted)
-        elif _kind(final) in BOOSTING:
-            base, parts, space = _boosting(final, Z, predicted)
-        elif _kind(final) in HIST_BOOSTING:
-            base, parts, space = _hist_boosting(final, Z, predicted)
+        if kind in FORESTS | SINGLE_TREES:
+            target, base, parts = _forest(final, Z, predicted)
         else:
-            base, parts, space = _linear_parts(final, Z, predicted)
-    folded = np.zeros((len(Z), len(names)))
-    np.add.at(folded.T, np.asarray(sources), parts.T)  # each encoded column to its input
-    method = "tree_paths" if ensemble else "linear"
-    return [{"method": method, "space": space, "target": label, "base_value": float(base[i]),
-             "contributions": _contribution_list(names, folded[i])}
-            for i, label in enumerate(predicted)]
+            target, base, parts = _boosting(final, Z, predicted)
+    folded_parts = np.zeros((len(Z), len(names)))
+    columns = np.flatnonzero(np.asarray(sources) >= 0)  # a constant column is never split on
+    np.add.at(folded_parts.T, np.asarray(sources)[columns], parts[:, columns].T)
+    return explanations("tree_paths", target, predicted, base, folded_parts, names, X)
 
 
-def _linear(final) -> bool:
-    return hasattr(final, "coef_") and hasattr(final, "intercept_")
+class TreeTable:
+    """One tree's part of every explanation, worked out once: per output, the root's value
+    and each node's change from its parent, credited to the parent's split feature (a
+    sparse nodes x features matrix: a row's contributions are its path times it)."""
+
+    def __init__(self, left, right, feature, weight, leaf_values, n_features: int):
+        import scipy.sparse
+
+        values = _mean_of_leaves(left, right, weight, leaf_values)
+        parent = np.full(len(left), -1)
+        inner = np.flatnonzero(left >= 0)
+        parent[left[inner]] = inner
+        parent[right[inner]] = inner
+        child = np.flatnonzero(parent >= 0)
+        self.root = values[0]
+        self.credit = [scipy.sparse.csr_matrix(
+            (values[child, k] - values[parent[child], k], (child, feature[parent[child]])),
+            shape=(len(left), n_features)) for k in range(values.shape[1])]
 
 
-def _contribution_list(names: list[str], values: np.ndarray) -> list[dict]:
-    pairs = [(n, v) for n, v in zip(names, values.tolist()) if v != 0]
-    pairs.sort(key=lambda p: -abs(p[1]))  # stable: equal sizes keep the feature order
-    return [{"feature": n, "contribution": v} for n, v in pairs]
+def _mean_of_leaves(left, right, weight, leaf_values) -> np.ndarray:
+    """Given a tree's children (-1 at leaves), node weights and the leaves' values (nodes x
+    outputs), return every node's value: an inner node's is the weighted mean of its leaves."""
+    level = np.array([0])
+    levels = []
+    while len(level):
+        inner = level[left[level] >= 0]
+        levels.append(inner)
+        level = np.concatenate([left[inner], right[inner]])
+    values = np.array(leaf_values, dtype=float)
+    for inner in reversed(levels):  # the deepest first: children before their parents
+        wl, wr = weight[left[inner]][:, None], weight[right[inner]][:, None]
+        values[inner] = (wl * values[left[inner]] + wr * values[right[inner]]) / (wl + wr)
+    return values
 
 
-def _tree_parts(tree_model, Z: np.ndarray, values: np.ndarray) -> tuple[float, np.ndarray]:
-    """Given one fitted tree and its node values (one per node), return the root value and each
-    row's per-column contributions along its decision path."""
-    tree = tree_model.tree_
-    parent = np.full(tree.node_count, -1)
-    inner = np.flatnonzero(tree.children_left >= 0)
-    parent[tree.children_left[inner]] = inner
-    parent[tree.children_right[inner]] = inner
-    child = np.flatnonzero(parent >= 0)
-    # Each non-root node: its value minus its parent's, credited to the parent's split feature.
-    credit = np.zeros((tree.node_count, Z.shape[1]))
-    credit[child, tree.feature[parent[child]]] = values[child] - values[parent[child]]
-    return float(values[0]), np.asarray(tree_model.decision_path(Z) @ credit)
+def _table(key, build) -> TreeTable:
+    """Return the table kept for a tree (or a histogram predictor), built on first use."""
+    found = _cache.get(key)
+    if found is None:
+        found = build()
+        with _cache_lock:
+            _cache[key] = found
+    return found
 
 
-def _class_index(classes, predicted) -> np.ndarray:
-    return np.array([int(np.flatnonzero(classes == label)[0]) for label in predicted])
+def _sklearn_table(tree_model, *, shares: bool, n_features: int) -> TreeTable:
+    def build():
+        tree = tree_model.tree_
+        value = tree.value[:, 0, :]
+        if shares:  # a classifier's node value: the share of each class
+            value = value / value.sum(axis=1, keepdims=True)
+        return TreeTable(tree.children_left, tree.children_right, tree.feature,
+                         tree.weighted_n_node_samples, value, n_features)
+    return _table(tree_model, build)
+
+
+def _paths(parts, base, table: TreeTable, path, rows: np.ndarray, output: int, scale=1.0):
+    """Add to these rows the tree's root value and their contributions along their decision
+    paths (path: one row per row of `rows`, one column per node), for one of its outputs."""
+    base[rows] += scale * table.root[output]
+    parts[rows] += scale * (path @ table.credit[output]).toarray()
 
 
 def _forest(forest, Z, predicted):
-    """Path contributions averaged over the trees, as the forest averages their predictions."""
+    """Path contributions averaged over the trees, as the forest averages their predictions
+    (a single tree: a forest of one)."""
     classes = getattr(forest, "classes_", None)
-    k = _class_index(classes, predicted) if classes is not None else np.zeros(len(Z), int)
+    trees = getattr(forest, "estimators_", [forest])
+    target = targets(classes, 0, predicted, space="probability")
     base = np.zeros(len(Z))
-    parts = np.zeros((len(Z), Z.shape[1]))
-    for tree_model in forest.estimators_:
-        value = tree_model.tree_.value[:, 0, :]
-        if classes is not None:
-            value = value / value.sum(axis=1, keepdims=True)
-        for c in np.unique(k):
-            rows = k == c
-            root, contrib = _tree_parts(tree_model, Z[rows], value[:, c])
-            base[rows] += root
-            parts[rows] += contrib
-    n = len(forest.estimators_)
-    return base / n, parts / n, "probability" if classes is not None else "value"
+    parts = np.zeros(Z.shape)
+    for tree_model in trees:
+        table = _sklearn_table(tree_model, shares=classes is not None, n_features=Z.shape[1])
+        path = tree_model.decision_path(Z)
+        for c in np.unique(target.k):
+            mine = target.k == c
+            _paths(parts, base, table, path[mine], np.flatnonzero(mine), c)
+    return target, base / len(trees), parts / len(trees)
 
 
 def _boosting(model, Z, predicted):
-    """Path contributions of every stage, scaled by the learning rate, in the raw score space."""
+    """Path contributions of every tree, in the raw score space; the base value is the
+    initial estimate (what the trees do not explain) plus the trees' root values."""
     classes = getattr(model, "classes_", None)
-    stages = model.estimators_
-    if classes is None:
-        k, sign, space = np.zeros(len(Z), int), np.ones(len(Z)), "value"
-        raw = model.predict(Z)[:, None]
-    elif stages.shape[1] == 1:  # binary: one score, positive for classes_[1]
-        k, space = np.zeros(len(Z), int), "log-odds"
-        sign = np.where(np.asarray(predicted) == classes[1], 1.0, -1.0)
-        raw = model.decision_function(Z)[:, None]
-    else:
-        k, sign, space = _class_index(classes, predicted), np.ones(len(Z)), "log-odds"
-        raw = model.decision_function(Z)
-    rate = model.learning_rate
-    trees_sum = np.zeros((len(Z), stages.shape[1]))
+    hist = sklearn_kind(model) in HIST_BOOSTING
+    stages = model._predictors if hist else model.estimators_  # HGB's trees: no public accessor
+    width = len(stages[0])
+    target = targets(classes, width, predicted, space="log-odds")
+    raw = (model.decision_function(Z) if classes is not None else model.predict(Z))
+    raw = np.asarray(raw, dtype=float).reshape(len(Z), -1)
+    scale = 1.0 if hist else model.learning_rate
     base = np.zeros(len(Z))
-    parts = np.zeros((len(Z), Z.shape[1]))
-    for c in range(stages.shape[1]):
-        rows = k == c
-        for tree_model in stages[:, c]:
-            trees_sum[:, c] += rate * tree_model.predict(Z)
-            if rows.any():
-                root, contrib = _tree_parts(tree_model, Z[rows], tree_model.tree_.value[:, 0, 0])
-                base[rows] += rate * root
-                parts[rows] += rate * contrib
-    # What the stages do not explain is the initial estimate (e.g. the prior's log-odds).
-    init = (raw - trees_sum)[np.arange(len(Z)), k]
-    return sign * (init + base), sign[:, None] * parts, space
+    parts = np.zeros(Z.shape)
+    for c in range(width):
+        rows = np.flatnonzero(target.k == c)
+        if not len(rows):
+            continue
+        for stage in stages:
+            if hist:
+                table, path = _hist_table(stage[c], Z.shape[1]), _hist_path(stage[c].nodes,
+                                                                             Z[rows])
+            else:
+                table = _sklearn_table(stage[c], shares=False, n_features=Z.shape[1])
+                path = stage[c].decision_path(Z[rows])
+            _paths(parts, base, table, path, rows, 0, scale)
+    # What the trees do not explain is the initial estimate (e.g. the prior's log-odds).
+    init = raw[np.arange(len(Z)), target.k] - base - parts.sum(axis=1)
+    return target, target.sign * (init + base), target.sign[:, None] * parts
 
 
 def _hist_explainable(model) -> bool:
     """Return whether a histogram gradient boosting model's trees can be walked here: numeric
     splits only, no internal preprocessing, and a raw score that is the prediction's space."""
-    predictors = getattr(model, "_predictors", None)  # its trees: no public accessor
-    if _kind(model) not in HIST_BOOSTING or not predictors or \
+    predictors = getattr(model, "_predictors", None)
+    if sklearn_kind(model) not in HIST_BOOSTING or not predictors or \
             getattr(model, "_preprocessor", None) is not None:
         return False
     if not hasattr(model, "classes_") and model.loss not in IDENTITY_LOSSES:
@@ -159,153 +187,35 @@ def _hist_explainable(model) -> bool:
     return not any(p.nodes["is_categorical"].any() for stage in predictors for p in stage)
 
 
-def _hist_node_values(nodes) -> np.ndarray:
-    """Return each node's value: a leaf's own, an inner node's the mean of its leaves weighted by
-    their training counts (the stored inner values are unscaled, the root's unset)."""
-    value = nodes["value"].astype(float)
-    count = nodes["count"].astype(float)
-    for node in np.argsort(-nodes["depth"], kind="stable"):
-        if not nodes["is_leaf"][node]:
-            left, right = nodes["left"][node], nodes["right"][node]
-            value[node] = (count[left] * value[left] + count[right] * value[right]) / \
-                (count[left] + count[right])
-    return value
+def _hist_table(predictor, n_features: int) -> TreeTable:
+    def build():
+        nodes = predictor.nodes
+        leaf = nodes["is_leaf"].astype(bool)
+        left = np.where(leaf, -1, nodes["left"].astype(np.int64))
+        right = np.where(leaf, -1, nodes["right"].astype(np.int64))
+        feature = nodes["feature_idx"].astype(np.int64)
+        return TreeTable(left, right, feature, nodes["count"].astype(float),
+                         nodes["value"].astype(float)[:, None], n_features)
+    return _table(predictor, build)
 
 
-def _hist_tree_parts(nodes, Z: np.ndarray) -> tuple[float, np.ndarray]:
-    """Walk every row down one histogram tree as its predictor does; return the root value and
-    each row's per-column contributions."""
-    value = _hist_node_values(nodes)
+def _hist_path(nodes, Z: np.ndarray):
+    """Walk every row down one histogram tree as its predictor does; return the nodes each
+    row visits (a sparse rows x nodes indicator, like a scikit-learn tree's decision_path)."""
+    import scipy.sparse
+
     leaf = nodes["is_leaf"].astype(bool)
-    node = np.zeros(len(Z), dtype=int)
-    parts = np.zeros(Z.shape)
+    node = np.zeros(len(Z), dtype=np.int64)
+    visits_row, visits_node = [np.arange(len(Z))], [node.copy()]
     rows = np.flatnonzero(~leaf[node])
     while len(rows):
         at = node[rows]
-        feature = nodes["feature_idx"][at].astype(int)
-        x = Z[rows, feature]
+        x = Z[rows, nodes["feature_idx"][at].astype(np.int64)]
         left = np.where(np.isnan(x), nodes["missing_go_to_left"][at].astype(bool),
                         x <= nodes["num_threshold"][at])
-        nxt = np.where(left, nodes["left"][at], nodes["right"][at]).astype(int)
-        parts[rows, feature] += value[nxt] - value[at]
-        node[rows] = nxt
-        rows = rows[~leaf[nxt]]
-    return float(value[0]), parts
-
-
-def _hist_boosting(model, Z, predicted):
-    """Path contributions of every histogram tree, in the raw score space, from the baseline."""
-    classes = getattr(model, "classes_", None)
-    predictors = model._predictors
-    width = len(predictors[0])
-    if classes is None:
-        k, sign, space = np.zeros(len(Z), int), np.ones(len(Z)), "value"
-    elif width == 1:  # binary: one score, positive for classes_[1]
-        k, space = np.zeros(len(Z), int), "log-odds"
-        sign = np.where(np.asarray(predicted) == classes[1], 1.0, -1.0)
-    else:
-        k, sign, space = _class_index(classes, predicted), np.ones(len(Z)), "log-odds"
-    baseline = np.asarray(model._baseline_prediction, dtype=float).reshape(-1)
-    base = baseline[k].copy()
-    parts = np.zeros(Z.shape)
-    for c in range(width):
-        rows = k == c
-        if not rows.any():
-            continue
-        for stage in predictors:
-            root, contrib = _hist_tree_parts(stage[c].nodes, Z[rows])
-            base[rows] += root
-            parts[rows] += contrib
-    return sign * base, sign[:, None] * parts, space
-
-
-def _linear_parts(linear_model, Z, predicted):
-    """Coefficient times encoded value, for the predicted label's decision function."""
-    coef = np.atleast_2d(linear_model.coef_)
-    intercept = np.atleast_1d(linear_model.intercept_)
-    classes = getattr(linear_model, "classes_", None)
-    if classes is None:
-        k, sign, space = np.zeros(len(Z), int), np.ones(len(Z)), "value"
-    elif len(coef) == 1:
-        k, space = np.zeros(len(Z), int), "log-odds"
-        sign = np.where(np.asarray(predicted) == classes[1], 1.0, -1.0)
-    else:
-        k, sign, space = _class_index(classes, predicted), np.ones(len(Z)), "log-odds"
-    return sign * intercept[k], sign[:, None] * coef[k] * Z, space
-
-
-def source_columns(head, n_inputs: int) -> list[int] | None:
-    """Given a Pipeline's head, return for each column it outputs the input column it came from,
-    or None when that cannot be told (e.g. PCA, or a column mixing several inputs)."""
-    sources: list[int] | None = list(range(n_inputs))
-    for _, step in head.steps:
-        if isinstance(step, str) or step is None or _kind(step) in COLUMNWISE:
-            if len(sources) != getattr(step, "n_features_in_", len(sources)):
-                return None
-            continue
-        if hasattr(step, "transformers_") and hasattr(step, "output_indices_"):
-            inner = _column_transformer(step)
-        elif _kind(step) == ONE_HOT:
-            inner = _one_hot(step, list(range(len(step.categories_))))
-        else:
-            return None
-        if inner is None or len(sources) != getattr(step, "n_features_in_", len(sources)):
-            return None
-        sources = [sources[j] for j in inner]
-    return sources
-
-
-def _input_indices(ct, columns) -> list[int] | None:
-    names = [str(n) for n in getattr(ct, "feature_names_in_", [])]
-    if isinstance(columns, slice):
-        return list(range(ct.n_features_in_))[columns]
-    items = [columns] if isinstance(columns, (str, int, np.integer)) else list(columns)
-    if items and isinstance(items[0], (bool, np.bool_)):
-        return np.flatnonzero(items).tolist()
-    if all(isinstance(c, str) for c in items):
-        return [names.index(c) for c in items] if set(items) <= set(names) else None
-    if all(isinstance(c, (int, np.integer)) for c in items):
-        return [int(c) for c in items]
-    return None  # a callable or a selector: not told here
-
-
-def _column_transformer(ct) -> list[int] | None:
-    """For a fitted ColumnTransformer, return each output column's input column, or None."""
-    sources = [None] * sum(s.stop - s.start for s in ct.output_indices_.values())
-    for name, transformer, columns in ct.transformers_:
-        out = ct.output_indices_.get(name, slice(0, 0))
-        if out.stop == out.start:
-            continue
-        inputs = _input_indices(ct, columns)
-        if inputs is None:
-            return None
-        width = out.stop - out.start
-        if isinstance(transformer, str) or _columnwise(transformer):  # "passthrough"
-            mapped = inputs
-        elif len(inputs) == 1:
-            mapped = inputs * width
-        elif _kind(transformer) == ONE_HOT:
-            mapped = _one_hot(transformer, inputs)
-        else:
-            mapped = None
-        if mapped is None or len(mapped) != width:
-            return None
-        sources[out.start:out.stop] = mapped
-    return sources
-
-
-def _columnwise(transformer) -> bool:
-    steps = getattr(transformer, "steps", None)
-    parts = [s for _, s in steps] if steps else [transformer]
-    return all(isinstance(s, str) or _kind(s) in COLUMNWISE for s in parts)
-
-
-def _one_hot(encoder, inputs: list[int]) -> list[int] | None:
-    """For a fitted OneHotEncoder over `inputs`, return each output column's input column."""
-    if any(c is not None for c in getattr(encoder, "infrequent_categories_", []) or []):
-        return None
-    dropped = encoder.drop_idx_ if encoder.drop_idx_ is not None else [None] * len(inputs)
-    out = []
-    for j, (cats, drop) in enumerate(zip(encoder.categories_, dropped)):
-        out += [inputs[j]] * (len(cats) - (drop is not None))
-    return out
+        node[rows] = np.where(left, nodes["left"][at], nodes["right"][at])
+        visits_row.append(rows)
+        visits_node.append(node[rows])
+        rows = rows[~leaf[node[rows]]]
+    r, n = np.concatenate(visits_row), np.concatenate(visits_node)
+    return scipy.sparse.csr_matrix((np.ones(len(r)), (r, n)), shape=(len(Z), len(nodes)))

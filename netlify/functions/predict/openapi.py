@@ -62,7 +62,9 @@ def _explanation_schema() -> dict:
     contribution = {"type": "object", "required": ["feature", "contribution"], "properties": {
         "feature": {"type": "string"},
         "contribution": {**number, "description": "this feature's part of the answer, in the "
-                         "units of `space`: positive pushes towards `target`"}}}
+                         "units of `space`: positive pushes towards `target`"},
+        "value": {"type": "string", "description": "the row's category (or text) for this "
+                  "feature, when it is not a number (tree_paths and linear only)"}}}
     step = {"type": "object", "required": ["feature", "op", "threshold", "value", "before",
                                            "after", "text"], "properties": {
         "feature": {"type": "string"}, "op": {"enum": ["<=", ">"]},
@@ -83,8 +85,11 @@ def _explanation_schema() -> dict:
                   "threshold": number,
                   "label": {"description": "the answer the tree gives with that change"}}}
     common = {"target": {"description": "the answer (label) or value explained"},
-              "base_value": {**number, "description": "the answer's share (or the value) "
-                             "before any feature is looked at"},
+              "base_value": {**number, "description": "where the contributions start from, "
+                             "in the units of `space`. decision_path: the root's share of "
+                             "`target` (or mean value); tree_paths: the ensemble's mean score "
+                             "over its training rows; linear: the score of the typical case "
+                             "(every feature at its `default` in the manifest)"},
               "contributions": {"type": "array", "items": contribution,
                                 "description": "largest first; zero contributions left out"}}
     tree = {"type": "object", "required": ["method", "space", "target", "base_value",
@@ -98,12 +103,20 @@ def _explanation_schema() -> dict:
                        "description": "of those, how many had each label"}}},
         "changes": {"type": "array", "items": change, "description": "classifiers only; "
                     "smallest relative change first"}}}
-    linear = {"type": "object", "required": ["method", "space", "target", "base_value",
-                                             "contributions"], "properties": {
-        "method": {"const": "linear"}, "space": {"enum": ["log-odds", "value"]}, **common}}
+    additive = {"type": "object", "required": ["method", "space", "target", "base_value",
+                                               "contributions"], "properties": {
+        "method": {"enum": ["tree_paths", "linear"], "description": "tree_paths: a tree "
+                   "ensemble's path contributions (Saabas), combined as it combines its trees; "
+                   "linear: a linear model's exact terms, composed through the affine steps "
+                   "before it (scalers, one-hot, PCA...)"},
+        "space": {"enum": ["probability", "log-odds", "score", "value"], "description":
+                  "probability: a forest's share of `target`; log-odds: the log-odds (or "
+                  "logit) of `target`; score: a classifier's decision score for `target`; "
+                  "value: a regressor's predicted value"}, **common}}
     return {"description": "why the model answered this; null when the model offers none "
-                           "(only decision trees and linear models on the raw features do)",
-            "oneOf": [{"type": "null"}, tree, linear]}
+                           "(decision trees, tree ensembles and linear models do, alone or "
+                           "after steps each input can be traced through)",
+            "oneOf": [{"type": "null"}, tree, additive]}
 
 
 WARNING = {"type": "object", "required": ["field", "code", "message"], "properties": {

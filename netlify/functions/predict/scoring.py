@@ -97,6 +97,10 @@ def score(loaded: LoadedModel, X: np.ndarray, row_warnings: list[list[dict]], *,
     """Given validated rows and their range warnings, return one result dict per row."""
     estimator = loaded.estimator
     classification = loaded.manifest.get("task") == "classification"
+    defaults = [f.get("default") for f in loaded.manifest["features"]]
+    # The typical case (each feature's default) that a linear model's explanation starts from.
+    reference = None if not explain or None in defaults else \
+        model_input(np.array([defaults], dtype=X.dtype), loaded.manifest)
     X = model_input(X, loaded.manifest)  # a DataFrame for models fitted on one that need it
     predicted, proba = predict_all(estimator, X, classification=classification)
     values = predicted.tolist()
@@ -109,7 +113,8 @@ def score(loaded: LoadedModel, X: np.ndarray, row_warnings: list[list[dict]], *,
     if explain:
         # A single tree's explanation calls the tree without its checks: no context needed.
         with contextlib.nullcontext() if _single_tree(estimator, X) else _validated_input():
-            explanations = explain_rows(estimator, X, loaded.feature_names, list(predicted))
+            explanations = explain_rows(estimator, X, loaded.feature_names, list(predicted),
+                                        reference=reference)
         for row, explanation in zip(results, explanations):
             row["explanation"] = explanation
     for row, warnings_of_row in zip(results, row_warnings):
