@@ -23,7 +23,7 @@ from .model import ModelStore
 from .openapi import EXPLAIN_VALUES, openapi_document
 from .scoring import results_csv, score
 from .settings import Settings, SettingsError, from_env
-from .web import Request, Response
+from .web import Request, Response, header_value
 
 ROUTE_PREFIXES = ("/.netlify/functions/predict", "/api")
 JSON_TYPES = ("", "application/json", "application/x-www-form-urlencoded")  # curl -d sends the last
@@ -226,7 +226,7 @@ class App:
         if req is not None:
             resp.headers.update(self.cors_headers(req))
         try:
-            resp.headers["X-Model-Version"] = str(self.store.manifest().get("version"))
+            resp.headers["X-Model-Version"] = header_value(str(self.store.manifest().get("version")))
         except ApiError:
             pass
         total = (time.perf_counter() - timing["start"]) * 1000
