@@ -73,6 +73,7 @@ class Site:
     functions: Path
     redirects: list[dict] = field(default_factory=list)
     headers: list[dict] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -92,8 +93,11 @@ def load_site(config: Path) -> Site:
     build = doc.get("build", {})
     base = config.parent
     functions = doc.get("functions", {}).get("directory") or build.get("functions", "netlify/functions")
+    environment = {k: str(v) for k, v in build.get("environment", {}).items()}
+    if "MODEL_DIR" in environment:  # netlify.toml states it relative to itself
+        environment["MODEL_DIR"] = str(base / environment["MODEL_DIR"])
     return Site(base / build.get("publish", "."), base / functions,
-                doc.get("redirects", []), doc.get("headers", []))
+                doc.get("redirects", []), doc.get("headers", []), environment)
 
 
 @lru_cache(maxsize=256)
@@ -369,6 +373,8 @@ def make_server(host: str, port: int, config: Path, *, dev: bool = False,
     with function, only that function's WSGI app, its model loaded first."""
     from waitress.server import create_server
     site = load_site(config)
+    for key, value in site.environment.items():  # as netlify dev does; the shell's own win
+        os.environ.setdefault(key, value)
     sys.path.insert(0, str(site.functions))
     check_settings(site)
     options = {**SERVER_OPTIONS, **options}
