@@ -319,6 +319,19 @@ def default_app() -> App | Misconfigured:
     return _default
 
 
+def warm() -> App | Misconfigured:
+    """Return this process's App with its model loaded now, for a server or a snapshot that
+    loads before taking traffic. A model that cannot load is not fatal here: it is logged,
+    and readiness and predictions answer 503 naming why."""
+    core = default_app()
+    if isinstance(core, App):
+        try:
+            core.store.get()
+        except ApiError:
+            pass
+    return core
+
+
 def handler(event, context=None) -> dict:
     """Given a Netlify / API Gateway / Function URL event, return the HTTP response dict."""
     return default_app().handle_event(event, context)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from urllib.parse import parse_qsl
 
-from .app import App, Misconfigured, default_app, error_response, new_timing
+from .app import App, Misconfigured, default_app, error_response, new_timing, warm
 from .errors import ApiError, BadRequest
 from .web import Request, Response
 
@@ -84,14 +84,8 @@ def make_app(core: App | Misconfigured | None = None):
 def warm_app():
     """Return the WSGI app with the model already loaded: a server that calls this before it
     takes traffic (gunicorn --preload 'predict.wsgi:warm_app()') never makes a request wait
-    for the load. A model that cannot load is not fatal: requests get its 503."""
-    core = default_app()
-    if isinstance(core, App):
-        try:
-            core.store.get()
-        except ApiError:
-            pass  # logged by the store; readiness and predictions answer 503 naming why
-    return make_app(core)
+    for the load."""
+    return make_app(warm())
 
 
 app = make_app()
