@@ -7,7 +7,13 @@ the publish directory through whitenoise (pretty URLs, HEAD, 405 for other metho
 the functions directory under /.netlify/functions/<name>/..., each called with
 Netlify-shaped (Lambda v1) events and kept imported (warm) between requests.
 
-    python scripts/serve.py [PORT] [--host 127.0.0.1] [--config netlify.toml]
+    python scripts/serve.py [PORT] [--host 127.0.0.1] [--config netlify.toml] [--dev]
+    python scripts/serve.py [PORT] --function-only predict   (self-hosting: the API alone)
+
+With --function-only it serves one function's own WSGI app (`<name>.wsgi`) and nothing
+else, its model loaded before it listens: the self-hosting command of the README. Both
+modes run under the same limits (SERVER_OPTIONS, the request deadline, the refusal of a
+request whose length is given twice).
 """
 from __future__ import annotations
 
@@ -17,12 +23,14 @@ import importlib
 import json
 import logging
 import mimetypes
+import os
 import re
 import sys
 import time
 import tomllib
 import uuid
 from dataclasses import dataclass, field
+from functools import lru_cache
 from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -38,13 +46,23 @@ TEXT_TYPES = ("text/", "application/json", "application/javascript", "applicatio
 SERVER_OPTIONS = {
     "threads": 8,                 # requests handled at once; the model stays warm in one process
     "backlog": 1024,              # connections the kernel queues before accept (http.server: 5)
-    "channel_timeout": 30,        # seconds a connection may sit idle or half-sent, then closed
-    "cleanup_interval": 5,        # how often (seconds) idle connections are looked for
-    "connection_limit": 1000,     # open connections at most; more wait in the backlog
-    "max_request_body_size": MAX_PAYLOAD,
+    "channel_timeout": 30,        # seconds a connection may sit idle, then closed
+    "cleanup_interval": 5,        # how often (seconds) idle and slow connections are looked for
+    # Open connections at most; more wait in the backlog. Waitress's default, 100, let 110
+    # idle connections stop it answering; each open connection holds one file descriptor.
+    "connection_limit": 500,
+    # A bigger body is refused (413) from its Content-Length, or as soon as that much of a
+    # chunked one has arrived; what arrives is kept in memory up to inbuf_overflow, then in a
+    # temporary file, so at most connection_limit x this is ever held. (Waitress refuses a
+    # body of this size or more, hence the + 1.)
+    "max_request_body_size": MAX_PAYLOAD + 1,
     "max_request_header_size": 64 * 1024,
     "ident": "netlify-local-python",
 }
+# Seconds a request may take to arrive whole (headers and body) once its first byte came:
+# waitress's channel_timeout closes idle connections only, and a client sending a byte every
+# few seconds would keep one open for ever.
+REQUEST_TIMEOUT = 30
 mimetypes.add_type("text/javascript", ".js")
 log = logging.getLogger("serve")
 
@@ -55,6 +73,7 @@ class Site:
     functions: Path
     redirects: list[dict] = field(default_factory=list)
     headers: list[dict] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -74,10 +93,14 @@ def load_site(config: Path) -> Site:
     build = doc.get("build", {})
     base = config.parent
     functions = doc.get("functions", {}).get("directory") or build.get("functions", "netlify/functions")
+    environment = {k: str(v) for k, v in build.get("environment", {}).items()}
+    if "MODEL_DIR" in environment:  # netlify.toml states it relative to itself
+        environment["MODEL_DIR"] = str(base / environment["MODEL_DIR"])
     return Site(base / build.get("publish", "."), base / functions,
-                doc.get("redirects", []), doc.get("headers", []))
+                doc.get("redirects", []), doc.get("headers", []), environment)
 
 
+@lru_cache(maxsize=256)
 def _pattern(rule_from: str) -> re.Pattern:
     out = ""
     for part in re.split(r"(/\*|:[A-Za-z_]\w*)", rule_from.rstrip("/") or "/"):
@@ -123,12 +146,25 @@ def _status_line(status: int) -> str:
 class NetlifySite:
     """The WSGI app of the runtime: Netlify's order of static files, redirects and functions."""
 
-    def __init__(self, site: Site):
+    def __init__(self, site: Site, *, dev: bool = False):
         from whitenoise import WhiteNoise
         self.site = site
-        # autorefresh: files edited while the runtime runs are served as they are now.
-        self.static = WhiteNoise(self.routed, root=str(site.publish), autorefresh=True,
+        self.dev = dev
+        self.publish = site.publish.resolve()  # once: a request never resolves a path
+        # dev (autorefresh): files edited while the runtime runs are served as they are now,
+        # at the cost of a file system look-up per request; otherwise the files are read once.
+        self.static = WhiteNoise(self.routed, root=str(self.publish), autorefresh=dev,
                                  index_file=True)
+        self.files = set() if dev else {"/" + p.relative_to(self.publish).as_posix()
+                                        for p in self.publish.rglob("*") if p.is_file()}
+        # 200 rewrites no published file can shadow (Netlify serves a file before a rule
+        # that is not forced): a path they match goes to them without a file look-up.
+        urls = {u for f in self.files
+                for u in (f, f.removesuffix(".html"), f.removesuffix("index.html"))}
+        self.unshadowed = {id(rule) for rule in site.redirects
+                           if not any(map(_pattern(rule["from"]).match, urls))} if not dev \
+            else set()
+        self.functions = {p.parent.name for p in site.functions.glob("*/__init__.py")}
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
@@ -149,6 +185,9 @@ class NetlifySite:
                                                       f"than {MAX_PATH_BYTES} bytes"))
         if path.startswith(FUNCTIONS_PREFIX):
             return self.call_function(environ, start, path, path)
+        hit = match_redirect(self.site.redirects, path)
+        if hit and id(hit[0]) in self.unshadowed:
+            return self.redirected(environ, start, path, *hit)
         pretty = self.pretty_file(path)
         if pretty is not None:
             environ["PATH_INFO"] = pretty
@@ -158,28 +197,31 @@ class NetlifySite:
         """Return /name.html for a pretty URL /name whose file exists, else None."""
         if path.endswith("/") or "." in path.rsplit("/", 1)[-1]:
             return None
-        base = self.site.publish.resolve()
-        file = (base / (path.lstrip("/") + ".html")).resolve()
-        return path + ".html" if file.is_relative_to(base) and file.is_file() else None
+        if not self.dev:
+            return path + ".html" if path + ".html" in self.files else None
+        file = (self.publish / (path.lstrip("/") + ".html")).resolve()
+        return path + ".html" if file.is_relative_to(self.publish) and file.is_file() else None
 
     def routed(self, environ, start_response):
         """What no static file answers: the redirect rules, then the 404 page."""
         path = environ["PATH_INFO"].encode("latin-1").decode("utf-8", "replace")
         hit = match_redirect(self.site.redirects, path)
-        if hit:
-            rule, target = hit
-            status = int(rule.get("status", 301))
-            if status in (301, 302, 303, 307, 308):
-                return self.answer(start_response, status, b"", {"Location": target})
-            if not target.startswith("/"):
-                return self.answer(start_response, 502, error_body(
-                    "proxy_not_supported", "proxying to another host is not supported "
-                    "locally"))
-            if target.split("?")[0].startswith(FUNCTIONS_PREFIX):
-                return self.call_function(environ, start_response, target.split("?")[0], path)
-            environ["PATH_INFO"] = target.split("?")[0]
-            return self.static(environ, start_response)
-        return self.page_404(start_response)
+        return self.redirected(environ, start_response, path, *hit) if hit else \
+            self.page_404(start_response)
+
+    def redirected(self, environ, start_response, path: str, rule: dict, target: str):
+        """Answer a path by the redirect rule it matched: a 3xx, a function or a file."""
+        status = int(rule.get("status", 301))
+        if status in (301, 302, 303, 307, 308):
+            return self.answer(start_response, status, b"", {"Location": target})
+        if not target.startswith("/"):
+            return self.answer(start_response, 502, error_body(
+                "proxy_not_supported", "proxying to another host is not supported "
+                "locally"))
+        if target.split("?")[0].startswith(FUNCTIONS_PREFIX):
+            return self.call_function(environ, start_response, target.split("?")[0], path)
+        environ["PATH_INFO"] = target.split("?")[0]
+        return self.static(environ, start_response)
 
     def page_404(self, start_response):
         missing = self.site.publish / "404.html"
@@ -195,7 +237,9 @@ class NetlifySite:
 
     def call_function(self, environ, start_response, target: str, original: str):
         name = target[len(FUNCTIONS_PREFIX):].split("/")[0]
-        if not name.isidentifier() or not (self.site.functions / name / "__init__.py").is_file():
+        known = name in self.functions or self.dev and name.isidentifier() and (
+            self.site.functions / name / "__init__.py").is_file()
+        if not known:
             return self.answer(start_response, 404, error_body("not_found",
                                                                "function not found"))
         module = importlib.import_module(name)  # imported once per process: warm afterwards
@@ -240,15 +284,20 @@ def event_from_environ(environ: dict, path: str) -> dict:
     }
 
 
-def _error_task_class(site: Site):
-    """Return waitress's ErrorTask answering with the JSON error body and [[headers]]."""
+def _error_task_class(site: Site, max_body: int):
+    """Return waitress's ErrorTask answering with the JSON error body and [[headers]]: a body
+    over the limit with the function's own payload_too_large."""
     from waitress.task import ErrorTask
 
     class SiteErrorTask(ErrorTask):
         def execute(self):
             e = self.request.error
-            body = error_body(re.sub(r"\W+", "_", e.reason.lower()).strip("_"),
-                              e.reason.lower())
+            code = getattr(e, "api_code", re.sub(r"\W+", "_", e.reason.lower()).strip("_"))
+            message = e.body if hasattr(e, "api_code") else e.reason.lower()
+            if e.code == 413:
+                code, message = "payload_too_large", (f"the body is over {max_body} bytes, "
+                                                      "the most accepted")
+            body = error_body(code, message)
             self.status = f"{e.code} {e.reason}"
             self.response_headers.extend([("Content-Type", "application/json"),
                                           *[(k, str(v)) for k, v in
@@ -258,6 +307,53 @@ def _error_task_class(site: Site):
             self.write(body)
 
     return SiteErrorTask
+
+
+def _channel_class(site: Site, max_body: int):
+    """Return waitress's HTTPChannel refusing a request whose length is given twice and
+    noting when each request began to arrive (for the request deadline)."""
+    from waitress.channel import HTTPChannel
+    from waitress.parser import HTTPRequestParser
+    from waitress.utilities import BadRequest
+
+    class ConflictingLengths(BadRequest):
+        api_code = "conflicting_lengths"
+
+    class Parser(HTTPRequestParser):
+        def parse_header(self, header_plus):
+            super().parse_header(header_plus)
+            # RFC 9112 6.3: both framings at once is how requests are smuggled past a proxy
+            # that reads the other one; refused, not resolved.
+            if self.chunked and "CONTENT_LENGTH" in self.headers:
+                self.error = ConflictingLengths("the request has both Content-Length and "
+                                                "Transfer-Encoding: chunked; send one")
+                self.completed = True
+
+    class Channel(HTTPChannel):
+        error_task_class = _error_task_class(site, max_body)
+        parser_class = Parser
+        request_started = 0.0
+
+        def received(self, data):
+            if self.request is None:  # these bytes begin a request
+                self.request_started = time.time()
+            return super().received(data)
+
+    return Channel
+
+
+def _deadline(server, timeout: float) -> None:
+    """Make the server also close a connection whose request has been arriving for longer
+    than timeout seconds, however often its bytes come (waitress closes idle ones only)."""
+    idle = server.maintenance
+
+    def maintenance(now):
+        idle(now)
+        for channel in list(server.active_channels.values()):
+            if channel.request is not None and now - channel.request_started > timeout:
+                channel.will_close = True
+
+    server.maintenance = maintenance
 
 
 def check_settings(site: Site) -> None:
@@ -270,17 +366,28 @@ def check_settings(site: Site) -> None:
             raise SystemExit(f"serve.py: cannot start, a setting is bad: {exc}") from None
 
 
-def make_server(host: str, port: int, config: Path, **options):
-    """Return a waitress server running the site that config describes (not yet serving)."""
-    from waitress.channel import HTTPChannel
+def make_server(host: str, port: int, config: Path, *, dev: bool = False,
+                function: str | None = None, request_timeout: float = REQUEST_TIMEOUT,
+                **options):
+    """Return a waitress server running the site that config describes (not yet serving), or
+    with function, only that function's WSGI app, its model loaded first."""
     from waitress.server import create_server
     site = load_site(config)
+    for key, value in site.environment.items():  # as netlify dev does; the shell's own win
+        os.environ.setdefault(key, value)
     sys.path.insert(0, str(site.functions))
     check_settings(site)
-    server = create_server(NetlifySite(site), host=host, port=port,
-                           **{**SERVER_OPTIONS, **options})
-    server.channel_class = type("SiteChannel", (HTTPChannel,),
-                                {"error_task_class": _error_task_class(site)})
+    options = {**SERVER_OPTIONS, **options}
+    if function:
+        wsgi = importlib.import_module(f"{function}.wsgi")
+        app = wsgi.warm_app()  # loads the model now: no request waits for it
+        limit = importlib.import_module(f"{function}.settings").from_env().max_body_bytes
+        options["max_request_body_size"] = limit + 1
+    else:
+        app = NetlifySite(site, dev=dev)
+    server = create_server(app, host=host, port=port, **options)
+    server.channel_class = _channel_class(site, options["max_request_body_size"] - 1)
+    _deadline(server, request_timeout)
     return server
 
 
@@ -290,11 +397,25 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--config", type=Path, default=ROOT / "netlify.toml")
     parser.add_argument("--timeout", type=int, default=SERVER_OPTIONS["channel_timeout"],
-                        help="seconds an idle or slow connection is kept (default %(default)s)")
+                        help="seconds an idle connection is kept, and the most a request may "
+                             "take to arrive whole (default %(default)s)")
+    parser.add_argument("--dev", action="store_true",
+                        help="development: site files edited while it runs are served as they "
+                             "are now (whitenoise autorefresh; slower)")
+    parser.add_argument("--function-only", metavar="NAME",
+                        help="serve only this function's WSGI app (e.g. predict), its model "
+                             "loaded before it listens: self-hosting the API")
+    parser.add_argument("--threads", type=int, default=SERVER_OPTIONS["threads"],
+                        help="requests handled at once (default %(default)s)")
     args = parser.parse_args()
+    # Before NumPy is imported: one BLAS thread per process, as on Lambda (deploy/template.yaml).
+    # The requests' threads are the parallelism; BLAS threads per request would only contend.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
-        server = make_server(args.host, args.port, args.config, channel_timeout=args.timeout,
+        server = make_server(args.host, args.port, args.config, dev=args.dev,
+                             function=args.function_only, request_timeout=args.timeout,
+                             channel_timeout=args.timeout, threads=args.threads,
                              cleanup_interval=min(5, max(1, args.timeout // 2)))
     except OSError as exc:
         sys.exit(f"cannot listen on {args.host}:{args.port} ({exc.strerror}); "

@@ -1,7 +1,8 @@
 """A minimal AWS Lambda Runtime API, for tests only: hands out events, collects the answers.
 
 It speaks the endpoints the real runtime client (awslambdaric) calls: next invocation,
-invocation response and error, and init error (API version 2018-06-01). Each event is
+invocation response and error, init error, and SnapStart's restore next (the snapshot is
+"taken" and "restored" at once; `restored` says it was asked) (API version 2018-06-01). Each event is
 given once; after the last, `next` holds the client until the test stops it.
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ class RuntimeApi:
             self.pending.put((request_id, ev))
         self.results: dict[str, tuple[str, object]] = {}
         self.init_error: object = None
+        self.restored = False
         self.done = threading.Event()
         api = self
 
@@ -35,6 +37,9 @@ class RuntimeApi:
                 pass
 
             def do_GET(self):
+                if self.path == PREFIX + "/restore/next":
+                    api.restored = True
+                    return self.answer(200, {})
                 if self.path != PREFIX + "/invocation/next":
                     return self.answer(404, {"errorMessage": "unknown path"})
                 try:

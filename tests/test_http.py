@@ -46,12 +46,16 @@ def test_chunked_bodies_are_read(server):
     assert json.loads(resp.body)["predictions"] == ["malignant"]
 
 
-def test_with_both_lengths_the_chunked_framing_is_the_one_read(server):
-    # A Content-Length that disagrees with the chunks must not cut the body short.
-    resp = exchange(server, POST + b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
-                    + chunked(BODY))
-    assert resp.status == 200
-    assert json.loads(resp.body)["predictions"] == ["malignant"]
+@pytest.mark.parametrize("length", [b"5", str(len(chunked(BODY))).encode()])
+def test_a_request_with_both_lengths_is_a_400_naming_them(server, length):
+    # Two framings at once is how requests are smuggled past a proxy that reads the other.
+    resp = exchange(server, POST + b"Transfer-Encoding: chunked\r\nContent-Length: " + length
+                    + b"\r\n\r\n" + chunked(BODY))
+    assert resp.status == 400
+    assert json.loads(resp.body)["error"] == {
+        "code": "conflicting_lengths", "details": [],
+        "message": "the request has both Content-Length and Transfer-Encoding: chunked; send one"}
+    assert resp.getheader("X-Frame-Options") == "DENY"
 
 
 @pytest.mark.parametrize("lengths", [
@@ -76,7 +80,9 @@ def test_an_unknown_transfer_coding_is_refused_with_the_error_body(server):
 def test_a_body_over_the_payload_limit_is_a_413_with_the_security_headers(server):
     resp = exchange(server, POST + b"Content-Length: 99999999\r\n\r\n")
     assert resp.status == 413
-    assert json.loads(resp.body)["error"]["code"] == "request_entity_too_large"
+    assert json.loads(resp.body)["error"] == {
+        "code": "payload_too_large", "details": [],
+        "message": f"the body is over {6 * 1024 * 1024} bytes, the most accepted"}
     assert resp.getheader("X-Content-Type-Options") == "nosniff"
 
 

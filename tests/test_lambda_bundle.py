@@ -74,13 +74,13 @@ AUDIT = ("import sys\n"
          "main(['awslambdaric', 'predict.handler'])\n")
 
 
-def run_on_lambda(task, events, runtime_client, python312, cwd):
+def run_on_lambda(task, events, runtime_client, python312, cwd, env=None):
     """Run the unzipped bundle as Lambda does; return (answers, the process's stderr+stdout)."""
     api = RuntimeApi(events)
     before = files_of(task)
     env = {"PATH": "/usr/bin:/bin", "AWS_LAMBDA_RUNTIME_API": api.address,
            "LAMBDA_TASK_ROOT": str(task), "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
-           "AWS_LAMBDA_FUNCTION_NAME": "predict", "AWS_REGION": "eu-west-1"}
+           "AWS_LAMBDA_FUNCTION_NAME": "predict", "AWS_REGION": "eu-west-1", **(env or {})}
     proc = subprocess.Popen([python312, "-I", "-S", "-B", "-c", AUDIT, str(task),
                              str(runtime_client)],
                             cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -97,6 +97,7 @@ def run_on_lambda(task, events, runtime_client, python312, cwd):
     assert files_of(task) == before  # /var/task is read-only on Lambda: nothing written
     answers = api.answers()
     assert [kind for kind, _ in answers] == ["response"] * len(events), answers
+    assert api.restored == (env.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start")
     return [payload for _, payload in answers], out + err
 
 
@@ -117,6 +118,27 @@ def test_the_runtime_client_runs_the_bundle_under_python_312(unzipped, runtime_c
     assert json.loads(bad["body"])["error"]["code"] == "missing_feature"
     assert '"event": "model_loaded"' in logs  # the function's own log line reached the logs
     assert not any(p.name.startswith("pandas") for p in unzipped.iterdir())  # not needed here
+
+
+def test_with_snapstart_the_model_is_loaded_before_the_snapshot(unzipped, runtime_client,
+                                                                 python312, tmp_path):
+    """The real runtime client runs the SnapStart hooks the function registers before it asks
+    for the restore: the first request is then answered by a model already loaded."""
+    events = [event("POST", "/api/predict", body={"features": example("malignant")},
+                    version="v2")]
+    (answer,), logs = run_on_lambda(unzipped, events, runtime_client, python312, tmp_path,
+                                    env={"AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"})
+    assert json.loads(answer["body"])["predictions"] == ["malignant"]
+    assert "load;dur=" not in answer["headers"]["Server-Timing"]
+    assert '"event": "model_loaded"' in logs
+
+
+def test_without_snapstart_the_first_request_loads_the_model(unzipped, runtime_client, python312,
+                                                             tmp_path):
+    events = [event("POST", "/api/predict", body={"features": example("malignant")},
+                    version="v2")]
+    (answer,), _ = run_on_lambda(unzipped, events, runtime_client, python312, tmp_path)
+    assert "load;dur=" in answer["headers"]["Server-Timing"]
 
 
 def test_a_dataframe_pipelines_bundle_carries_pandas_and_answers_as_the_estimator(

@@ -32,6 +32,12 @@ BAD = [
                         "digits only (e.g. 1000)"),
     ({"MAX_ROWS": "-1"}, "MAX_ROWS: not a whole number; accepted: a whole number of at least 1, "
                          "digits only (e.g. 1000)"),
+    ({"MAX_ROWS": "²"}, "MAX_ROWS: not a whole number; accepted: a whole number of at least 1, "
+                        "digits only (e.g. 1000)"),
+    ({"MAX_ROWS": "١٠"}, "MAX_ROWS: not a whole number; accepted: a whole number of at least "
+                         "1, digits only (e.g. 1000)"),
+    ({"LOG_LEVEL": "²"}, "LOG_LEVEL: not a log level; accepted: DEBUG, INFO, WARNING, ERROR, "
+                         "CRITICAL (any case) or a number from 0 to 50"),
     ({"MAX_BODY_BYTES": "1MiB"}, "MAX_BODY_BYTES: not a whole number; accepted: a whole number "
                                  "of at least 1, digits only (e.g. 1000)"),
     ({"CORS_ORIGINS": " , "}, "CORS_ORIGINS: empty; accepted: *, or comma-separated origins "

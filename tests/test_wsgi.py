@@ -1,45 +1,19 @@
-"""The WSGI adapter, self-hosted as the README says (waitress-serve predict.wsgi:app), answers
+"""The WSGI adapter, self-hosted as the README says (serve.py --function-only predict), answers
 as the Lambda handler does: one core, two adapters."""
 import http.client
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
-from support import ROOT, call, event, example
-
-WAITRESS = Path(sys.executable).parent / "waitress-serve"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from support import LocalRuntime, call, event, example
 
 
 @pytest.fixture(scope="module")
 def wsgi():
-    port = free_port()
-    proc = subprocess.Popen([str(WAITRESS), "--host", "127.0.0.1", "--port", str(port),
-                             "predict.wsgi:app"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONPATH": "netlify/functions",
-                                 "MAX_BODY_BYTES": "20000"})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    yield port
-    proc.terminate()
-    proc.wait(timeout=10)
+    """The README's self-hosting command: scripts/serve.py --function-only predict."""
+    server = LocalRuntime(env={"MAX_BODY_BYTES": "20000"}, args=["--function-only", "predict"])
+    yield server.port
+    server.stop()
 
 
 def request(port, method, path, body=None, headers=None):

@@ -23,7 +23,7 @@ from .model import ModelStore
 from .openapi import EXPLAIN_VALUES, openapi_document
 from .scoring import leaf_shares, results_csv, score
 from .settings import Settings, SettingsError, from_env
-from .web import Request, Response
+from .web import Request, Response, header_value
 
 ROUTE_PREFIXES = ("/.netlify/functions/predict", "/api")
 JSON_TYPES = ("", "application/json", "application/x-www-form-urlencoded")  # curl -d sends the last
@@ -233,7 +233,7 @@ class App:
         if req is not None:
             resp.headers.update(self.cors_headers(req))
         try:
-            resp.headers["X-Model-Version"] = str(self.store.manifest().get("version"))
+            resp.headers["X-Model-Version"] = header_value(str(self.store.manifest().get("version")))
         except ApiError:
             pass
         total = (time.perf_counter() - timing["start"]) * 1000
@@ -324,6 +324,19 @@ def default_app() -> App | Misconfigured:
             if _default is None:
                 _default = build_app()
     return _default
+
+
+def warm() -> App | Misconfigured:
+    """Return this process's App with its model loaded now, for a server or a snapshot that
+    loads before taking traffic. A model that cannot load is not fatal here: it is logged,
+    and readiness and predictions answer 503 naming why."""
+    core = default_app()
+    if isinstance(core, App):
+        try:
+            core.store.get()
+        except ApiError:
+            pass
+    return core
 
 
 def handler(event, context=None) -> dict:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import threading
 import weakref
-from itertools import groupby
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -102,7 +101,7 @@ class TreeFacts:
         self.samples = tree.weighted_n_node_samples.tolist()
         self._leaves: dict[int, Leaf] = {}
         self._forms: dict[tuple, tuple[str, list[int]]] = {}
-        self._change_forms: dict[tuple, str] = {}
+        self._change_forms: dict[int, str] = {}
         if self.classes is not None:
             self.class_index = {c: k for k, c in enumerate(self.classes.tolist())}
             self.class_list = self.classes.tolist()
@@ -140,17 +139,20 @@ class TreeFacts:
                 [j for j, *_ in leaf.steps for _ in range(2)])  # value and text
         return found
 
-    def change_form(self, cut: int, up: int, label: int) -> str:
-        """Return one change as a %-format of its from and to values: past the threshold at
-        row cut of the table, upwards or not, for the answer of class index label."""
-        key = (cut, up, label)
-        found = self._change_forms.get(key)
-        if found is None:
-            found = self._change_forms[key] = (
-                f'{{"feature":{_text(self.names[self.cut_feature[cut]])},"from":%r,"to":%r,'
+    def change_forms(self, keys: list[int]) -> list[str]:
+        """Given change keys (see `_changes`: the short decimal it goes to, at row cut of the
+        table, upwards or not, and the class index of the answer it gives), return each change
+        as a %-format of its from value; each worked out when first asked."""
+        forms = self._change_forms
+        for key in set(keys).difference(forms):
+            flat, label = divmod(key, len(self.class_list))
+            cut, up = divmod(flat // self.readable.shape[2], 2)
+            forms[key] = (
+                f'{{"feature":{_text(self.names[self.cut_feature[cut]])},"from":%r,'
+                f'"to":{float(self.readable.flat[flat])!r},'
                 f'"op":{_text(">" if up else "<=")},"threshold":{_text(self.cut_value[cut])},'
                 f'"label":{_text(self.class_list[label])}}}')
-        return found
+        return [forms[key] for key in keys]
 
     def _leaf(self, node: int) -> Leaf:
         nodes = [node]
@@ -247,16 +249,23 @@ def explain(tree_model, X: np.ndarray, names: list[str], predicted: list) -> lis
     ks = [known.class_index[label] for label in predicted] if classifier else [0] * len(X)
     rows = X.tolist()
     changes = _changes(known, X, leaves, ks) if classifier else ["}"] * len(rows)
-    targets: dict = {}
+    # Per leaf, its %-format and the getter of the row's values it takes. A tree's answer is
+    # its leaf's (the class it picks, or its value), so the leaf alone keys the answer's text.
+    forms: dict = {}
     out = []
     for row, node, k, label, tail in zip(rows, leaves, ks, predicted, changes):
-        key = (label, str(label))  # 0.0 and -0.0 are equal keys, but not the same text
-        target = targets.get(key)
-        if target is None:
-            target = targets[key] = dumps(label)
-        form, slots = known.form(node, k, target)
-        out.append(JsonText(form % tuple([row[j] for j in slots]) + tail))
+        found = forms.get(node)
+        if found is None:
+            form, slots = known.form(node, k, dumps(label))
+            found = forms[node] = (form, itemgetter(*slots) if slots else _nothing)
+        form, values = found
+        out.append(JsonText(form % values(row) + tail))
     return out
+
+
+def _nothing(row: list) -> tuple:
+    """The values a leaf's format takes from a row when it is the root (no step): none."""
+    return ()
 
 
 def _changes(known: TreeFacts, X: np.ndarray, leaves: list[int], ks: list[int]) -> list[str]:
@@ -300,14 +309,18 @@ def _changes(known: TreeFacts, X: np.ndarray, leaves: list[int], ks: list[int]) 
     i, cut, up, x = row[best], cut[best], above[best].astype(int), x[best]
     near = np.abs(x - known.cut_value[cut]) / 10
     pick = np.argmax(known.readable_distance[cut, up] <= near[:, None], axis=1)
-    to = known.readable[cut, up, pick]
+    flat = (cut * 2 + up) * known.readable.shape[2] + pick  # the short decimal, in the table
+    to = known.readable.flat[flat]
     # Per row, smallest relative change first; equal ones in the order the path tests them.
     relative = np.abs(to - x) / np.where(x != 0, np.abs(x), 1.0)
     order = np.lexsort((known.first_test[np.array(leaves)[i], known.cut_feature[cut]],
                         relative, i))
-    texts = [known.change_form(c, u, label) % (value, new) for c, u, label, value, new in
-             zip(cut[order].tolist(), up[order].tolist(), answer[best][order].tolist(),
-                 x[order].tolist(), to[order].tolist())]
-    for r, run in groupby(zip(i[order].tolist(), texts), key=itemgetter(0)):
-        out[r] = ',"changes":[' + ",".join([text for _, text in run]) + "]}"
+    # Each change's text, the short decimal already written in it, as a %-format of the
+    # row's value; one format per row (its changes are one run of the order).
+    forms = known.change_forms((flat * len(known.class_list) + answer[best])[order].tolist())
+    values = x[order].tolist()
+    rows = i[order]
+    starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1]))).tolist()
+    for r, a, b in zip(rows[starts].tolist(), starts, starts[1:] + [len(forms)]):
+        out[r] = (',"changes":[' + ",".join(forms[a:b]) + "]}") % tuple(values[a:b])
     return out

@@ -144,6 +144,9 @@ class ModelStore:
     def _unpickle(self, manifest: Manifest, data: bytes):
         """Given the checked pickle, return the estimator through the restricted unpickler;
         ModelUnavailable if this runtime's scikit-learn or the pickle itself is wrong."""
+        from .deferred import DEFERRED, defer
+        for name in DEFERRED:  # imported by scikit-learn, used by few models: see deferred.py
+            defer(name)
         import sklearn  # heavy: only here, on the first request that needs the model
 
         wanted = manifest["versions"].get("scikit-learn")

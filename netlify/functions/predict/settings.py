@@ -51,9 +51,15 @@ class Settings:
 ENV_NAMES = {f.name: f.name.upper() for f in fields(Settings)}
 
 
+def _digits(text: str) -> bool:
+    """Return whether text is ASCII digits only: str.isdigit also takes "²" and "٣", which
+    int() then refuses or reads as another number."""
+    return text.isascii() and text.isdigit()
+
+
 def _positive_int(name: str, text: str) -> int:
     accepted = "a whole number of at least 1, digits only (e.g. 1000)"
-    if not text.strip().isdigit():
+    if not _digits(text.strip()):
         raise SettingsError(name, "not a whole number" if text.strip() else "empty", accepted)
     value = int(text.strip())
     if value < 1:
@@ -64,7 +70,7 @@ def _positive_int(name: str, text: str) -> int:
 def _log_level(name: str, text: str) -> int:
     accepted = ", ".join(LOG_LEVELS) + " (any case) or a number from 0 to 50"
     text = text.strip()
-    if text.isdigit() and int(text) <= 50:
+    if _digits(text) and int(text) <= 50:
         return int(text)
     level = logging.getLevelName(text.upper())
     if text.upper() in LOG_LEVELS and isinstance(level, int):

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import secrets
+import string
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import numpy as np
 
 JSON_TYPE = "application/json"
+# What a header value keeps as it is: visible ASCII and the space, "%" excepted (it escapes).
+_HEADER_SAFE = "".join(c for c in string.printable[:-5] if c not in "%" + string.whitespace) + " "
 
 
 @dataclass
@@ -44,6 +48,15 @@ class Response:
     def text(cls, status: int, text: str, content_type: str, headers: dict | None = None):
         """Return a response with a text body of the given media type."""
         return cls(status, {"Content-Type": content_type, **(headers or {})}, text.encode())
+
+
+def header_value(text: str) -> str:
+    """Given any text, return it as a valid HTTP header value: visible ASCII and spaces as
+    they are, every other character (non-latin-1 text, CR, LF, other controls) and "%" as
+    percent-encoded UTF-8, so "2.0 – beta" is sent as "2.0 %E2%80%93 beta" (urllib's
+    unquote reads it back). Latin-1 is not kept: WSGI servers, proxies and browsers differ on
+    it, and a value that breaks one of them would make every answer fail."""
+    return quote(text, safe=_HEADER_SAFE)
 
 
 class JsonText:

@@ -1,17 +1,18 @@
 """The WSGI adapter: `app(environ, start_response)` runs the function under any WSGI server.
 
-Owns: turning a WSGI environ into a Request (the body read to its Content-Length, up to
-the body limit plus one byte) and a Response into a WSGI answer. Self-host with, e.g.:
-
-    waitress-serve --host 127.0.0.1 --port 8080 --call predict.wsgi:make_app
-    (with netlify/functions on PYTHONPATH)
+Owns: turning a WSGI environ into a Request (the body read to its Content-Length, or to its
+end when the server has decoded a chunked body, up to the body limit plus one byte) and a
+Response into a WSGI answer. Self-hosting (README): `scripts/serve.py --function-only`
+(waitress, limits and a warm model), or `gunicorn --preload 'predict.wsgi:warm_app()'`
+(with netlify/functions on PYTHONPATH).
 """
 from __future__ import annotations
 
 from http import HTTPStatus
 from urllib.parse import parse_qsl
 
-from .app import App, Misconfigured, default_app
+from .app import App, Misconfigured, default_app, error_response, new_timing, warm
+from .errors import ApiError, BadRequest
 from .web import Request, Response
 
 
@@ -22,6 +23,26 @@ def _reason(status: int) -> str:
         return f"{status} Unknown"
 
 
+def _body(environ: dict, *, max_body: int) -> bytes:
+    """Return the request body, at most max_body + 1 bytes of it; BadRequest if its length
+    is given twice (RFC 9112 6.3: a request smuggling pattern)."""
+    length = environ.get("CONTENT_LENGTH") or ""
+    if length and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        raise BadRequest("the request has both Content-Length and Transfer-Encoding: chunked; "
+                         "send one", code="conflicting_lengths")
+    if not length:
+        # A chunked body has no Content-Length: servers that decode it and mark where it ends
+        # (gunicorn, PEP 3333's wsgi.input_terminated) let it be read to its end.
+        if environ.get("wsgi.input_terminated"):
+            return environ["wsgi.input"].read(max_body + 1)
+        return b""
+    try:
+        size = int(length)
+    except ValueError:
+        return b""
+    return environ["wsgi.input"].read(min(size, max_body + 1)) if size > 0 else b""
+
+
 def request_from_environ(environ: dict, *, max_body: int) -> Request:
     """Given a WSGI environ, return the Request; the body read is capped at max_body + 1 bytes."""
     headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
@@ -29,11 +50,7 @@ def request_from_environ(environ: dict, *, max_body: int) -> Request:
     for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
         if environ.get(key):
             headers[key.replace("_", "-").lower()] = environ[key]
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    body = environ["wsgi.input"].read(min(length, max_body + 1)) if length > 0 else b""
+    body = _body(environ, max_body=max_body)
     # PEP 3333 hands the path over as latin-1 text of the raw bytes; the function reads UTF-8.
     path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
     path = (environ.get("SCRIPT_NAME", "") or "") + path
@@ -53,8 +70,22 @@ def make_app(core: App | Misconfigured | None = None):
     def app(environ, start_response):
         target = core or default_app()
         limit = target.settings.max_body_bytes if isinstance(target, App) else 0
-        return respond(target(request_from_environ(environ, max_body=limit)), start_response)
+        try:
+            req = request_from_environ(environ, max_body=limit)
+        except ApiError as err:
+            resp = error_response(err)
+            if isinstance(target, App):
+                resp = target.finish(None, resp, new_timing(None))
+            return respond(resp, start_response)
+        return respond(target(req), start_response)
     return app
+
+
+def warm_app():
+    """Return the WSGI app with the model already loaded: a server that calls this before it
+    takes traffic (gunicorn --preload 'predict.wsgi:warm_app()') never makes a request wait
+    for the load."""
+    return make_app(warm())
 
 
 app = make_app()
