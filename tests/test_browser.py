@@ -200,19 +200,6 @@ def test_csv_round_trip_with_a_bad_row(page, tmp_path):
     assert table[0]["patient_id"] == "p0"
 
 
-def test_batch_scoring_goes_in_chunks_under_the_row_cap(page, tmp_path):
-    path = example_csv(tmp_path / "many.csv", copies=450)
-    sizes = []
-    page.on("request", lambda r: "/api/predict" in r.url and sizes.append(
-        len(json.loads(r.post_data)["instances"])))
-    page.goto("/batch.html")
-    expect(page.locator("#file")).to_be_visible()
-    page.set_input_files("#file", str(path))
-    page.get_by_role("button", name="Check these samples").click()
-    expect(page.locator("#results-summary")).to_contain_text("450 of 450 rows checked")
-    assert sizes == [200, 200, 50]
-
-
 def test_the_model_card_draws_its_charts(page):
     page.goto("/card.html")
     m = manifest()["metrics"]
