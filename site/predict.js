@@ -10,6 +10,11 @@ const MAIN_FIELDS = 6;
 const SLOW_MS = 700;
 const SHOWN_CHANGES = 3;
 const SHOWN_TERMS = 6;
+// Plain words beside the technical scales people meet in the reasons.
+const SCALE_WORDS = {
+  probability: "(A percentage point is 1 in 100: +5 percentage points takes 40% to 45%.)",
+  "log-odds": "(Log-odds are the model's own scale of scores: 0 means no push either way, a positive number pushes towards this answer and a negative one away from it.)",
+};
 // Words for the groups of fields whose names share a first or last word (e.g. "mean radius").
 const GROUP_WORDS = { mean: "Averages", error: "Variation", se: "Variation", std: "Variation", worst: "Largest values", max: "Largest values", min: "Smallest values" };
 
@@ -330,16 +335,18 @@ function showReasons(explanation) {
     for (const step of explanation.path) page.reasons.append(el("li", { text: stepText(step, space, target) }));
   } else {
     const percent = space === "probability";  // a forest's or boosting's share, in points
-    const units = percent ? `the model's probability for ${quoted(target)}, in percentage points (a point is 1 in 100: +5 points moves 40% to 45%)`
-      : space === "log-odds" ? `the model's score for ${quoted(target)} (a score on the log-odds scale: 0 means no push either way, a positive number pushes towards this answer, a negative one away from it)` : "the predicted value, in its own units";
+    const units = percent ? `the model's probability for ${quoted(target)}, in percentage points`
+      : space === "log-odds" ? `the model's score for ${quoted(target)} (in log-odds: 0 is no effect, a positive number pushes towards this answer)` : "the predicted value, in its own units";
     const start = percent ? share(explanation.base_value) : formatNumber(explanation.base_value);
     page.whyIntro.textContent = `What each measurement added to ${units}. Before any measurement it starts at ${start}.`;
     for (const c of explanation.contributions.slice(0, SHOWN_TERMS)) {
       const sign = c.contribution >= 0 ? "+" : "−";
-      const size = percent ? `${formatNumber(Math.abs(c.contribution) * 100)} points` : formatNumber(Math.abs(c.contribution));
+      const size = percent ? `${formatNumber(Math.abs(c.contribution) * 100)} percentage points` : formatNumber(Math.abs(c.contribution));
       page.reasons.append(el("li", { text: `${labelText(c.feature)}: ${sign}${size}` }));
     }
     if (!explanation.contributions.length) page.reasons.append(el("li", { text: "No measurement moved the score." }));
+
+    if (SCALE_WORDS[space]) page.whyIntro.append(` ${SCALE_WORDS[space]}`);
   }
   if (hasChanges) {
     const changes = explanation.changes.slice(0, SHOWN_CHANGES);

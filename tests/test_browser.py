@@ -320,7 +320,7 @@ def test_the_site_serves_a_packaged_model_of_each_kind(browser, tmp_path, kind):
         if kind == "multiclass-pipeline":
             expect(pg.locator("#result-confidence")).to_contain_text("Other answers:")
             expect(pg.locator("#result-why-intro")).to_contain_text(
-                "log-odds scale: 0 means no push either way")
+                "Log-odds are the model's own scale of scores: 0 means no push either way")
         pg.goto("/card.html")
         labels = manifest.get("labels") or []
         if labels:

@@ -431,9 +431,9 @@ def packaged_runtimes(tmp_path_factory):
 
 WORDS = {  # what the answer says about its confidence and its reasons, per kind
     "multiclass-pipeline": ("How often this answer is right is not known",
-                            "log-odds scale: 0 means no push either way"),
+                            "Log-odds are the model's own scale of scores: 0 means no push either way"),
     "categorical-pipeline": ("How often this answer is right is not known",
-                             "log-odds scale: 0 means no push either way"),
+                             "Log-odds are the model's own scale of scores: 0 means no push either way"),
     "regression": ("How far off its answers are on new cases is not known",
                    "This value is the average of the"),
     "numbered-classes": ("How often this answer is right is not known",
@@ -680,3 +680,118 @@ def test_a_duplicated_column_is_refused_and_a_missing_one_said_once(pg, tmp_path
     assert problems.inner_text().count(LABEL[names[1]]) == 1
     expect(pg.locator("#preview-summary")).to_contain_text("3 rows read; 0 with problems")
     expect(pg.get_by_role("button", name="Check these samples")).to_be_disabled()
+
+
+# 13. Accessibility: axe-core on every page and state ----------------------------------------
+
+AXE = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.min.js"
+AXE_RUN = """() => axe.run(document, { resultTypes: ["violations"] }).then((r) => r.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`))"""
+
+
+def test_axe_finds_nothing_serious_or_critical_on_any_page_or_state(browser, runtime, width, tmp_path):
+    # The site's CSP forbids injected scripts, so this context lets axe-core in.
+    context = browser.new_context(base_url=runtime.url, viewport={"width": width, "height": 800},
+                                  bypass_csp=True)
+    pg = context.new_page()
+    found = {}
+
+    def audit(state):
+        pg.add_script_tag(path=str(AXE))
+        found[state] = pg.evaluate(AXE_RUN)
+
+    open_form(pg)
+    audit("form")
+    feature = BY_IMPORTANCE[0]
+    field(pg, feature["name"]).fill(str(feature["max"] * 3))
+    check(pg)
+    expect(pg.locator("#result-warnings li")).to_have_count(1)
+    audit("answer with a warning")
+    field(pg, feature["name"]).fill("")
+    check(pg)
+    expect(pg.locator("#error-summary")).to_be_visible()
+    audit("error summary")
+    field(pg, feature["name"]).fill("10")
+    pg.route("**/api/predict*", lambda r: r.fulfill(status=429, headers={"Retry-After": "5"},
+                                                    content_type="application/json", body=json.dumps(BUSY)))
+    check(pg)
+    expect(pg.locator("#problem")).to_be_visible()
+    audit("busy")
+    pg.unroute("**/api/predict*")
+    upload(pg, write_rows(tmp_path / "rows.csv", [example(), {**example(), "mean texture": "lots"}] * 15))
+    expect(pg.locator("#preview-table")).to_be_visible()
+    audit("batch preview")
+    pg.get_by_role("button", name="Check these samples").click()
+    expect(pg.locator("#results-summary")).to_contain_text("15 of 30 rows checked")
+    audit("batch results")
+    pg.goto("/card.html")
+    expect(pg.locator("#card")).to_be_visible()
+    audit("card")
+    pg.goto("/developers.html")
+    expect(pg.locator("#try")).to_be_visible()
+    pg.get_by_role("button", name="Send").click()
+    expect(pg.locator("#try-status")).to_have_text("HTTP 200")
+    audit("developers")
+    pg.goto("/no-such-page")
+    audit("404")
+    context.close()
+    assert {state: v for state, v in found.items() if v} == {}
+
+
+# 14. Optional and text features ------------------------------------------------------------
+
+@pytest.mark.parametrize("width", [1280])
+def test_an_optional_measurement_left_empty_is_sent_as_not_measured_and_said_so(
+        browser, width, tmp_path):
+    import shutil
+    from support import MODEL_DIR
+    shutil.copytree(MODEL_DIR, tmp_path / "model")
+    edited = json.loads((tmp_path / "model" / "manifest.json").read_text())
+    optional = BY_IMPORTANCE[1]["name"]
+    next(f for f in edited["features"] if f["name"] == optional)["optional"] = True
+    (tmp_path / "model" / "manifest.json").write_text(json.dumps(edited))
+    server = LocalRuntime(env={"MODEL_DIR": str(tmp_path / "model")})
+    errors = []
+    try:
+        pg = open_page(browser, server.url, width, errors)
+        open_form(pg)
+        box = field(pg, optional)
+        expect(pg.locator(f"#{box.get_attribute('id')}-hint")).to_contain_text(
+            "Leave it empty if it was not measured.")
+        box.fill("")
+        sent = []
+        pg.on("request", lambda r: "/api/predict" in r.url and sent.append(json.loads(r.post_data)))
+        check(pg)
+        expect(pg.locator("#result-label")).to_be_visible()
+        assert sent[0]["features"][optional] is None
+        expect(pg.locator("#result-defaults")).to_contain_text(f"Not measured (left empty): {LABEL[optional]}.")
+        # The answer is the tree's own for a missing value (scikit-learn's trees take NaN).
+        estimator = pickle.loads((MODEL_DIR / "dect_model.pkl").read_bytes())
+        row = [[np.nan if f["name"] == optional else float(f"{f['default']:.4g}") for f in FEATURES]]
+        expect(pg.locator("#result-label")).to_contain_text(MANIFEST["labels"][int(estimator.predict(row)[0])])
+        shot(pg, "optional-not-measured")
+        rows = [{**example(), optional: ""}, example()]
+        upload(pg, write_rows(tmp_path / "gaps.csv", rows))
+        expect(pg.locator("#preview-summary")).to_contain_text("2 rows read; 0 with problems")
+        pg.get_by_role("button", name="Check these samples").click()
+        expect(pg.locator("#results-summary")).to_contain_text("2 of 2 rows checked")
+        pg.context.close()
+    finally:
+        server.stop()
+    assert errors == []
+
+
+@pytest.mark.parametrize("width", [360])
+def test_a_text_feature_gets_a_text_box_of_its_length(pg):
+    text = {"name": "notes", "label": "Notes on the sample", "type": "text", "max_length": 200,
+            "optional": True, "importance": 1.0}
+    pg.route("**/api/model", lambda r: r.fulfill(status=200, content_type="application/json",
+                                                 body=json.dumps({**MANIFEST, "features": [text, *FEATURES]})))
+    open_form(pg)
+    box = pg.get_by_label("Notes on the sample")
+    expect(box).to_have_js_property("tagName", "TEXTAREA")
+    expect(box).to_have_attribute("maxlength", "200")
+    expect(pg.locator(f"#{box.get_attribute('id')}-hint")).to_have_text(
+        "Any text up to 200 characters. Leave it empty if it was not measured.")
+    shot(pg, "text-feature")
