@@ -303,7 +303,7 @@ function showResults(finished) {
   const u = upload;
   const done = u.answers.filter((a) => a !== undefined).length;
   page.resultsSummary.textContent = done === u.rows ? `${done} of ${u.rows} rows checked.`
-    : `${done} of ${u.rows} rows checked; ${u.rows - done} were not (see why in the table or the download).`;
+    : `${done} of ${u.rows} rows checked; ${u.rows - done} ${u.rows - done === 1 ? "was" : "were"} not (see why in the table or the download).`;
   showCounts(u);
   const classification = manifest.task === "classification";
   const shown = Math.min(RESULT_ROWS, u.rows);
