@@ -198,7 +198,7 @@ async function load() {
   const model = await getModel();
   $("status").textContent = "";
   if (!model.ok) {
-    problem.show(problemText(model), load);
+    problem.show(problemText(model), load, { after: model.retryAfter });
     return;
   }
   render(model.body);

@@ -10,6 +10,11 @@ const MAIN_FIELDS = 6;
 const SLOW_MS = 700;
 const SHOWN_CHANGES = 3;
 const SHOWN_TERMS = 6;
+// Plain words beside the technical scales people meet in the reasons.
+const SCALE_WORDS = {
+  probability: "(A percentage point is 1 in 100: +5 percentage points takes 40% to 45%.)",
+  "log-odds": "(Log-odds are the model's own scale of scores: 0 means no push either way, a positive number pushes towards this answer and a negative one away from it.)",
+};
 // Words for the groups of fields whose names share a first or last word (e.g. "mean radius").
 const GROUP_WORDS = { mean: "Averages", error: "Variation", se: "Variation", std: "Variation", worst: "Largest values", max: "Largest values", min: "Smallest values" };
 
@@ -17,53 +22,71 @@ let page = null;
 let problem = null;
 let summary = null;
 let manifest = null;
-let warm = false;
-const inputs = new Map(); // feature name -> {feature, input, error, note, box}
+let wake = null; // the GET /api/health sent when the page opens: it loads the model while people read
+let running = null; // the AbortController of the check in flight
+const inputs = new Map(); // feature name -> {feature, input, error, note, box, source}
 
 function findElements() {
   return {
     title: $("title"), description: $("description"), warning: $("warning"), status: $("status"),
     formSection: $("form-section"), examples: $("examples"), form: $("predict-form"),
     main: $("main-fields"), more: $("more"), moreFields: $("more-fields"), filter: $("filter"),
-    filterCount: $("filter-count"), button: $("predict-button"), result: $("result"),
+    filterCount: $("filter-count"), button: $("predict-button"), cancel: $("cancel-button"), result: $("result"),
     stale: $("result-stale"), label: $("result-label"), confidence: $("result-confidence"),
     disclaimer: $("result-disclaimer"), whyIntro: $("result-why-intro"), reasons: $("result-reasons"),
     changesHeading: $("result-changes-heading"), changesIntro: $("result-changes-intro"),
-    changes: $("result-changes"), warnings: $("result-warnings"),
+    changes: $("result-changes"), warnings: $("result-warnings"), defaults: $("result-defaults"),
   };
 }
 
 const nameOf = (feature) => featureLabel(feature);
 const labelText = (name) => (inputs.has(name) ? nameOf(inputs.get(name).feature) : name);
 const quoted = (label) => `“${className(label)}”`;
-const cannotBeNegative = (f) => f.type !== "categorical" && typeof f.min === "number" && f.min >= 0;
+const cannotBeNegative = (f) => isNumeric(f) && typeof f.min === "number" && f.min >= 0;
+const isNumeric = (f) => f.type === "number" || f.type === "integer";
+const isEmpty = ({ input }) => input.value.trim() === "";
 
 // ---- The form ------------------------------------------------------------------------------
 
 function rangeHint(f) {
-  if (f.type === "categorical") return `One of: ${f.categories.join(", ")}`;
+  const optional = f.optional ? " Leave it empty if it was not measured." : "";
+  if (f.type === "categorical") return `One of: ${f.categories.join(", ")}.${optional}`;
+  if (f.type === "text") return `Any text up to ${f.max_length} characters.${optional}`;
   const p = f.percentiles || {};
-  return p.p25 !== undefined ? `Half the training samples had ${formatNumber(p.p25)} to ${formatNumber(p.p75)}${unitText(f)}.` : "";
+  return (p.p25 !== undefined ? `Half the training samples had ${formatNumber(p.p25)} to ${formatNumber(p.p75)}${unitText(f)}.` : "") + optional;
+}
+
+function buildInput(feature, id) {
+  if (feature.type === "categorical") {
+    const none = feature.optional ? [el("option", { value: "", text: "Not measured" })] : [];
+    return el("select", { id, name: feature.name }, ...none,
+      ...feature.categories.map((c) => el("option", { value: String(c), text: String(c) })));
+  }
+  if (feature.type === "text") {
+    return el("textarea", { id, name: feature.name, rows: 3, maxlength: feature.max_length, required: !feature.optional });
+  }
+  return el("input", { id, name: feature.name, type: "number", step: "any", inputmode: "decimal",
+    required: !feature.optional, min: feature.min, max: feature.max }); // the training range; values outside are noted, not refused
 }
 
 function buildField(feature, index) {
   const id = `f-${index}`;
-  const input = feature.type === "categorical"
-    ? el("select", { id, name: feature.name }, ...feature.categories.map((c) => el("option", { value: String(c), text: String(c) })))
-    : el("input", { id, name: feature.name, type: "number", step: "any", inputmode: "decimal", required: true,
-      min: feature.min, max: feature.max }); // the training range; values outside are noted, not refused
+  const input = buildInput(feature, id);
   const about = feature.description ? `${feature.description[0].toUpperCase()}${feature.description.slice(1)}. ` : "";
   const hint = el("span", { class: "hint", id: `${id}-hint`, text: about + rangeHint(feature) });
   const error = el("span", { class: "field-error", id: `${id}-error` });
   const note = el("span", { class: "field-warning", id: `${id}-note` });
   input.setAttribute("aria-describedby", `${id}-hint ${id}-error ${id}-note`);
-  input.value = feature.default === undefined || feature.default === null ? "" : String(rounded(feature.default, 4));
+  input.value = feature.default === undefined || feature.default === null ? "" : String(isNumeric(feature) ? rounded(feature.default, 4) : feature.default);
   const box = el("div", { class: "field", "data-search": `${nameOf(feature)} ${feature.name}`.toLowerCase() },
     el("label", { for: id, text: nameOf(feature) }), input, hint, error, note);
-  inputs.set(feature.name, { feature, input, error, note, box });
+  inputs.set(feature.name, { feature, input, error, note, box, source: "default" });
   // Checked as people type (not on blur, which would move the button under their pointer);
   // an emptied field is only reported on "Check".
-  input.addEventListener("input", () => showFieldState(inputs.get(feature.name), { errors: input.value.trim() !== "" }));
+  input.addEventListener("input", () => {
+    inputs.get(feature.name).source = "entered";
+    showFieldState(inputs.get(feature.name), { errors: input.value.trim() !== "" });
+  });
   return box;
 }
 
@@ -135,7 +158,9 @@ function filterFields() {
 function loadExample(example, text) {
   for (const [name, value] of Object.entries(example.features)) {
     const field = inputs.get(name);
-    if (field) field.input.value = String(typeof value === "number" ? rounded(value, 6) : value);
+    if (!field) continue;
+    field.input.value = value === null ? "" : String(typeof value === "number" ? rounded(value, 6) : value);
+    field.source = "example";
   }
   for (const field of inputs.values()) showFieldState(field, { errors: false });
   summary.hide();
@@ -146,7 +171,11 @@ function loadExample(example, text) {
 function readForm() {
   const features = {};
   for (const [name, { feature, input }] of inputs) {
-    if (feature.type === "categorical") {
+    if (feature.optional && input.value.trim() === "") {
+      features[name] = null; // not measured
+    } else if (feature.type === "text") {
+      features[name] = input.value;
+    } else if (feature.type === "categorical") {
       const match = feature.categories.find((c) => String(c) === input.value);
       features[name] = match === undefined ? input.value : match;
     } else {
@@ -158,7 +187,9 @@ function readForm() {
 
 // What is wrong with a field's value before anything is sent, or null.
 function problemOf({ feature, input }) {
-  if (feature.type === "categorical") return null;
+  if (feature.optional && isEmpty({ input })) return null; // "not measured"
+  if (feature.type === "text") return isEmpty({ input }) ? "Enter some text" : null;
+  if (feature.type === "categorical") return input.value === "" ? "Choose a value" : null;
   if (input.validity.badInput || (input.value.trim() !== "" && Number.isNaN(input.valueAsNumber))) return "Enter a number, like 12.5";
   if (input.value.trim() === "") return "Enter a number";
   if (feature.type === "integer" && !Number.isInteger(input.valueAsNumber)) return "Enter a whole number";
@@ -167,7 +198,7 @@ function problemOf({ feature, input }) {
 }
 
 function outsideNote({ feature, input }) {
-  if (feature.type === "categorical" || typeof feature.min !== "number" || Number.isNaN(input.valueAsNumber)) return "";
+  if (!isNumeric(feature) || typeof feature.min !== "number" || Number.isNaN(input.valueAsNumber)) return "";
   const v = input.valueAsNumber;
   if (v >= feature.min && v <= feature.max) return "";
   return `Outside the range the model learned from (${formatNumber(feature.min)} to ${formatNumber(feature.max)}): it will still answer, less reliably.`;
@@ -217,10 +248,10 @@ function hideResult() {
 // A share of training samples in words that never claim certainty with a percentage.
 const share = (p) => (p === 1 ? "all" : p === 0 ? "none" : p > 0.99 ? "over 99%" : p < 0.01 ? "under 1%" : percent(p));
 
-const points = (before, after) => {
-  const pp = Math.round(after * 100) - Math.round(before * 100);
-  if (pp === 0) return "no change";
-  return `${pp > 0 ? "+" : "−"}${Math.abs(pp)} percentage point${Math.abs(pp) === 1 ? "" : "s"}`;
+// How a share moved at one step, in words: "up from 37%".
+const moved = (before, after) => {
+  const was = share(before);
+  return was === share(after) ? "no change" : `${after > before ? "up" : "down"} from ${was}`;
 };
 
 function trackRecord(label, explanation) {
@@ -275,7 +306,7 @@ function scoreLines(result, label) {
 
 function stepText(step, space, target) {
   const value = `${labelText(step.feature)} is ${formatNumber(step.value)}, ${step.op === "<=" ? "at most" : "above"} ${formatNumber(step.threshold)}`;
-  if (space === "probability") return `${value}: ${share(step.after)} of those were ${quoted(target)} (${points(step.before, step.after)}).`;
+  if (space === "probability") return `${value}: ${share(step.after)} of those were ${quoted(target)} (${moved(step.before, step.after)}).`;
   const diff = step.after - step.before;
   return `${value}: average ${formatNumber(step.after)} (${diff >= 0 ? "up" : "down"} ${formatNumber(Math.abs(diff))}).`;
 }
@@ -318,6 +349,8 @@ function showReasons(explanation) {
       page.reasons.append(el("li", { text: `${named}: ${sign}${size}` }));
     }
     if (!explanation.contributions.length) page.reasons.append(el("li", { text: "No measurement moved the score." }));
+
+    if (SCALE_WORDS[space]) page.whyIntro.append(` ${SCALE_WORDS[space]}`);
   }
   if (hasChanges) {
     const changes = explanation.changes.slice(0, SHOWN_CHANGES);
@@ -328,6 +361,26 @@ function showReasons(explanation) {
       page.changes.append(el("li", { text: `If ${labelText(c.feature)} were ${String(c.to)} instead of ${formatNumber(c.from)}, the answer would be ${quoted(c.label)}.` }));
     }
   }
+}
+
+// Which values the person gave and which are still the form's typical starting values.
+function showDefaults() {
+  const fields = [...inputs.values()];
+  const names = (list) => list.map((f) => nameOf(f.feature)).join(", ");
+  const missing = fields.filter((f) => f.feature.optional && isEmpty(f));
+  const given = fields.filter((f) => !missing.includes(f));
+  const defaults = given.filter((f) => f.source === "default");
+  const entered = given.filter((f) => f.source === "entered").length;
+  const fromExample = given.filter((f) => f.source === "example").length;
+  const said = [];
+  if (entered) said.push(`you entered ${entered}`);
+  if (fromExample) said.push(`${fromExample} came from the example you loaded`);
+  const lines = [];
+  if (!defaults.length) lines.push(`Of the ${given.length} values checked, ${said.join(" and ")}.`);
+  else if (!said.length) lines.push(`You entered no values: all ${defaults.length} are the typical values the form starts with (the middle of the training samples), not measurements of a real sample.`);
+  else lines.push(`Of the ${given.length} values checked, ${said.join(" and ")}; these ${defaults.length} are still the typical values the form starts with, not measurements of this sample: ${names(defaults)}.`);
+  if (missing.length) lines.push(`Not measured (left empty): ${names(missing)}.`);
+  page.defaults.replaceChildren(...lines.map((text) => el("p", { text })));
 }
 
 function showResult(result) {
@@ -341,6 +394,7 @@ function showResult(result) {
   const limits = manifest.limitations || [];
   page.disclaimer.textContent = limits[0] || "";
   page.disclaimer.hidden = !limits.length;
+  showDefaults();
   showReasons(result.explanation);
   page.warnings.replaceChildren();
   for (const w of result.warnings) {
@@ -373,13 +427,18 @@ async function submit(event) {
   summary.hide();
   page.button.disabled = true;
   page.status.textContent = "Checking…";
-  const slow = setTimeout(() => {
-    page.status.textContent = warm ? "Still working…" : "Waking the model up: the first check after a while takes a few seconds…";
-  }, SLOW_MS);
+  const slow = setTimeout(() => { page.status.textContent = "Still working…"; }, SLOW_MS);
+  running = new AbortController();
+  page.cancel.hidden = false;
   try {
-    const answer = await predict({ features: readForm() });
-    if (answer.ok) {
-      warm = true;
+    // The model may still be loading for the request sent when the page opened: wait for
+    // it rather than send a second request that would start a second cold instance.
+    const aborted = new Promise((done) => running.signal.addEventListener("abort", done));
+    if (wake) await Promise.race([wake, aborted]);
+    const answer = running.signal.aborted ? { status: 0, cancelled: true } : await predict({ features: readForm() }, { signal: running.signal });
+    if (answer.cancelled) {
+      page.status.textContent = "Cancelled: nothing was checked. Press “Check this sample” to try again.";
+    } else if (answer.ok) {
       page.status.textContent = "Done: the answer is below.";
       showResult(answer.body.results[0]);
     } else if (answer.status === 400 && answer.body && answer.body.error && answer.body.error.details.some((d) => inputs.has(d.field))) {
@@ -393,10 +452,12 @@ async function submit(event) {
       showFieldProblems(list);
     } else {
       page.status.textContent = "The check did not go through: see the message at the top.";
-      problem.show(problemText(answer), submit);
+      problem.show(problemText(answer), submit, { after: answer.retryAfter });
     }
   } finally {
     clearTimeout(slow);
+    running = null;
+    page.cancel.hidden = true;
     page.button.disabled = false;
   }
 }
@@ -404,14 +465,14 @@ async function submit(event) {
 async function load() {
   problem.hide();
   page.description.textContent = "Loading what the model does…";
-  const [model, health] = await Promise.all([getModel(), getHealth()]);
+  wake = getHealth();
+  const model = await getModel();
   if (!model.ok) {
     page.description.textContent = "The model's description could not be loaded, so the form cannot be shown yet.";
-    problem.show(problemText(model), load);
+    problem.show(problemText(model), load, { after: model.retryAfter });
     return;
   }
   manifest = model.body;
-  warm = Boolean(health.ok && health.body && health.body.warm);
   page.title.textContent = manifest.title || manifest.name;
   document.title = `${manifest.title || manifest.name} (demo)`;
   page.description.textContent = manifest.description || "";
@@ -420,7 +481,6 @@ async function load() {
   page.warning.hidden = !limits.length;
   if (!inputs.size) buildForm();
   page.formSection.hidden = false;
-  page.status.textContent = warm ? "" : "The model is asleep: your first check wakes it up and may take a few seconds.";
 }
 
 function start() {
@@ -428,6 +488,7 @@ function start() {
   problem = createProblemBox($("problem"));
   summary = createErrorSummary($("error-summary"), { beforeFocus: openFor });
   page.form.addEventListener("submit", submit);
+  page.cancel.addEventListener("click", () => running && running.abort());
   page.form.addEventListener("input", (event) => {
     if (event.target !== page.filter) markStale();
   });
