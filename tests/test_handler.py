@@ -18,7 +18,8 @@ def test_health_answers_without_loading_the_model():
     assert status == 200
     assert body["status"] == "ok"
     assert body["model"] == {"name": "dect_model", "version": "1.0.0", "loaded": False}
-    assert body["limits"] == {"max_rows": 1000, "max_body_bytes": 1048576}
+    assert body["limits"] == {"max_rows": 1000, "max_body_bytes": 1048576,
+                              "max_response_bytes": 6_000_000}
     assert app().store.is_loaded() is False
 
 
