@@ -544,3 +544,54 @@ def test_the_bootstrap_template_passes_cfn_lint_and_trusts_main_only():
     text = bootstrap.read_text()
     assert '!Sub "repo:${Repository}:ref:refs/heads/main"' in text
     assert "ExpirationInDays: 30" in text
+
+
+@pytest.fixture(scope="module")
+def deploy_policy():
+    """The deploy role's statements, from deploy/bootstrap.yaml."""
+    from samtranslator.yaml_helper import yaml_parse
+    role = yaml_parse((ROOT / "deploy" / "bootstrap.yaml").read_text())["Resources"]["DeployRole"]
+    (policy,) = role["Properties"]["Policies"]
+    return policy["PolicyDocument"]["Statement"]
+
+
+def allowed(statements, action):
+    """The Allow statements that grant this action (by exact name)."""
+    return [s for s in statements if s["Effect"] == "Allow" and action in
+            ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+
+
+def test_the_deploy_role_cannot_grant_itself_or_the_function_more(deploy_policy, transformed):
+    assert allowed(deploy_policy, "iam:PutRolePolicy") == []  # no inline policy at all
+    (attach,) = allowed(deploy_policy, "iam:AttachRolePolicy")
+    permitted = attach["Condition"]["ArnEquals"]["iam:PolicyARN"]["Fn::Sub"]
+    assert permitted.endswith(":iam::aws:policy/service-role/AWSLambdaBasicExecutionRole")
+    (deny,) = [s for s in deploy_policy if s["Effect"] == "Deny"]
+    assert deny["Action"] == ["iam:*"] and deny["Resource"]["Fn::Sub"].endswith(
+        ":role/${DeployStackName}-github-deploy")
+    (pass_role,) = allowed(deploy_policy, "iam:PassRole")
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService":
+                                                       "lambda.amazonaws.com"}}
+    # and the stack needs no more: its roles carry only that managed policy, no inline one
+    for role in resources_of(transformed, "AWS::IAM::Role"):
+        assert "Policies" not in role
+        assert role["ManagedPolicyArns"] == [permitted.replace("${AWS::Partition}", "aws")]
+
+
+@pytest.mark.parametrize("action", [
+    # what CloudFormation's handlers read (issue 18), what the aliases and versions need,
+    # what recovers UPDATE_ROLLBACK_FAILED, what --destroy deletes, what the alarms need
+    "lambda:GetFunctionScalingConfig", "logs:GetDataProtectionPolicy",
+    "logs:DescribeIndexPolicies", "logs:DescribeResourcePolicies",
+    "cloudformation:ContinueUpdateRollback", "lambda:PublishVersion", "lambda:UpdateAlias",
+    "lambda:CreateAlias", "lambda:DeleteAlias", "lambda:GetAlias", "s3:DeleteObject",
+    "cloudwatch:PutMetricAlarm", "cloudwatch:PutDashboard", "sns:CreateTopic", "sns:Subscribe"])
+def test_the_deploy_role_can_do_what_the_deploy_and_its_recovery_call(deploy_policy, action):
+    assert allowed(deploy_policy, action), action
+
+
+def test_the_deploy_role_deletes_only_this_stacks_bundles(deploy_policy):
+    (delete,) = allowed(deploy_policy, "s3:DeleteObject")
+    assert delete["Resource"] == {"Fn::Sub": "${ArtifactBucket.Arn}/${DeployStackName}/*"}
+    script = (ROOT / "scripts" / "deploy.sh").read_text()
+    assert '--s3-prefix "$STACK_NAME"' in script  # where the function step uploads them
