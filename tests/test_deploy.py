@@ -603,3 +603,27 @@ def test_the_deploy_role_deletes_only_this_stacks_bundles(deploy_policy):
     assert delete["Resource"] == {"Fn::Sub": "${ArtifactBucket.Arn}/${DeployStackName}/*"}
     script = (ROOT / "scripts" / "deploy.sh").read_text()
     assert '--s3-prefix "$STACK_NAME"' in script  # where the function step uploads them
+
+
+def test_the_bundle_is_the_same_bytes_from_any_checkout_path(tmp_path):
+    # Python 3.12's bytecode, built by two checkouts at different paths (and umasks)
+    zips = []
+    for name, umask in (("a", 0o022), ("checkout-b/deeper", 0o002)):
+        folder = copy_checkout(tmp_path / name, ("scripts", "netlify/functions/predict", "model",
+                                                 "netlify.toml"))
+        out = subprocess.run(["bash", "-c", f"umask {umask:o}; exec \"$0\" \"$@\"",
+                              sys.executable, str(folder / "scripts" / "build_lambda.py"),
+                              "--skip-deps", "--out", str(folder / "dist")],
+                             capture_output=True, text=True, env={"PATH": "/usr/bin:/bin",
+                                                                  "HOME": str(Path.home())})
+        assert out.returncode == 0, out.stderr
+        zips.append((folder, (folder / "dist" / "predict-lambda.zip").read_bytes()))
+    (first_dir, first), (second_dir, second) = zips
+    assert first == second
+    with zipfile.ZipFile(first_dir / "dist" / "predict-lambda.zip") as z:
+        names = z.namelist()
+        assert "predict/__pycache__/app.cpython-312.pyc" in names
+        for name in names:
+            data = z.read(name)
+            assert str(first_dir).encode() not in data and str(tmp_path).encode() not in data
+        assert b"/var/task/predict/app.py" in z.read("predict/__pycache__/app.cpython-312.pyc")
