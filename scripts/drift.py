@@ -90,9 +90,10 @@ def describe(feature: dict, counts: list[int]) -> tuple[float, str]:
                          f"({EXPECTED[band]:.0%} in training).")
     outside = counts[0] + counts[7]
     if outside:
-        words.append(f"{outside:,} values ({outside / n:.1%}) were outside the range seen in "
-                     f"training ({feature['min']:g} to {feature['max']:g}): predictions for "
-                     "them are less reliable.")
+        words.append(f"{outside:,} value{'s' if outside > 1 else ''} ({outside / n:.1%}) "
+                     f"{'were' if outside > 1 else 'was'} outside the range seen in training "
+                     f"({feature['min']:g} to {feature['max']:g}): predictions for them are "
+                     "less reliable.")
     return index, " ".join(words)
 
 
