@@ -222,6 +222,20 @@ switch_to() {  # live -> version $1 with site deploy $2; `previous` -> version $
   LIVE_URL="$url"
 }
 
+prune_versions() {  # keep the versions an alias names and the stack's first; delete the rest
+  local keep versions first v
+  keep=" $(alias_of live | cut -f1) $(alias_of previous | cut -f1) $(alias_of candidate | cut -f1) "
+  versions="$(aws lambda list-versions-by-function --region "$REGION" --function-name "$FUNCTION" \
+    --query "Versions[?Version!='\$LATEST'].Version" --output text)"
+  first="$(printf '%s\n' $versions | sort -n | head -1)"
+  for v in $versions; do
+    case "$keep" in *" $v "*) continue ;; esac
+    [ "$v" = "$first" ] && continue  # FirstVersion: the stack's own resource
+    aws lambda delete-function --region "$REGION" --function-name "$FUNCTION" --qualifier "$v" ||
+      echo "deploy: could not delete version $v (it stays; no harm)" >&2
+  done
+}
+
 step_publish() {
   netlify_ready
   function_ready
@@ -240,6 +254,7 @@ step_publish() {
   echo "deploy: moving live from version $now_version to $version, the site from ${now_site:-nothing} to $publish"
   if switch_to "$version" "$publish" "$now_version" "${now_site:-none}" && smoke "$LIVE_URL"; then
     rm -f dist/draft.env dist/smoked
+    prune_versions  # each version holds a bundle; Lambda's code storage per region is finite
     return 0
   fi
   echo "deploy: the live site failed; putting version $now_version and site ${now_site:-none} back" >&2

@@ -300,7 +300,9 @@ case "$*" in
   *"OutputKey=='CandidateUrl'"*) echo "$FAKE_CANDIDATE_URL" ;;
   *"OutputKey=='FunctionName'"*) echo "dect-model-predict" ;;
   *get-account-settings*) echo "$FAKE_LIMITS" ;;
-  *"lambda publish-version"*) n=$(( $(cat "$S/versions") + 1 )); echo $n > "$S/versions"; echo $n ;;
+  *"lambda publish-version"*) n=$(( $(cat "$S/versions") + 1 )); echo $n > "$S/versions"; echo $n >> "$S/all"; echo $n ;;
+  *"lambda list-versions-by-function"*) paste -s "$S/all" ;;
+  *"lambda delete-function"*) grep -vx "$(arg --qualifier "$@")" "$S/all" > "$S/all.new"; mv "$S/all.new" "$S/all" ;;
   *"lambda wait"*) ;;
   *"lambda get-alias"*) f="$S/alias-$(arg --name "$@")"; [ -f "$f" ] || exit 254; cat "$f" ;;
   *"lambda delete-alias"*) rm "$S/alias-$(arg --name "$@")" ;;
@@ -352,7 +354,7 @@ class Cloud:
             (bin_dir / name).write_text(text)
             (bin_dir / name).chmod(0o755)
         # as the stack's creation left it: both aliases at its first version; a site live
-        for name, text in (("versions", "1"), ("deploys", "0"), ("published", "d0"),
+        for name, text in (("versions", "1"), ("all", "1"), ("deploys", "0"), ("published", "d0"),
                            ("alias-live", "1\tcreated"), ("alias-candidate", "1\tcreated")):
             (self.state / name).write_text(text + "\n")
         (self.folder / "dist" / "lambda" / "predict").mkdir(parents=True)
@@ -522,6 +524,13 @@ def test_rollback_puts_the_previous_version_and_site_back_in_one_command(cloud):
     assert "prediction" in out.stdout  # the live site was smoke-tested
     out, _ = cloud.run("rollback")  # undone in turn
     assert out.returncode == 0 and cloud.live() == ("3", "d4")
+
+
+def test_publish_keeps_only_the_versions_an_alias_names_and_the_stacks_first(cloud):
+    for _ in range(3):
+        assert cloud.deploy()[0] is None
+    # live 4, previous 3, candidate 4; 1 is the template's FirstVersion; 2 served its time
+    assert cloud.read("all").split() == ["1", "3", "4"]
 
 
 @pytest.mark.parametrize("env, deleted", [
