@@ -10,6 +10,9 @@ Lambda's /var/task is read-only, so a bundle without it recompiles every module 
 cold start. The bytecode is "unchecked-hash": zip keeps file times to 2 s only, so
 timestamp-checked bytecode would be judged stale and recompiled anyway. A bundle that would
 pass Lambda's 250 MB with bytecode beside its sources carries the bytecode in their place.
+The zip is the same bytes from any checkout path: the bytecode names each source by its
+path on Lambda (/var/task/...), the entries are sorted with fixed times and modes, and pip's
+console scripts (whose first line names the building Python) are left out.
 
     python scripts/build_lambda.py [--model-dir DIR] [--out dist] [--skip-deps] [--print-model-dir]
 """
@@ -19,6 +22,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,6 +38,7 @@ PRUNE = ("__pycache__", "tests", "*.pyi")
 # Optional runtime packages, put in the bundle only when the served model's manifest asks.
 OPTIONAL_REQUIREMENTS = {"pandas": ROOT / "requirements-pandas.txt"}
 ZIP_TIME = (2024, 1, 1, 0, 0, 0)  # fixed, so the same bundle zips to the same bytes
+TASK_ROOT = "/var/task"  # where Lambda unzips the bundle: the path the bytecode names
 
 
 def served_model_dir() -> Path:
@@ -88,6 +93,12 @@ def install_wheels(bundle: Path, requirements: list[Path]) -> None:
     for pattern in PRUNE:
         for path in list(bundle.rglob(pattern)):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
+    # console scripts: never run on Lambda, and their #! line is this machine's Python
+    shutil.rmtree(bundle / "bin", ignore_errors=True)
+    for record in bundle.glob("*.dist-info/RECORD"):
+        lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+        record.write_text("".join(x for x in lines if not re.match(r"(\.\./)*bin/", x)),
+                          encoding="utf-8")
 
 
 def compile_bytecode(bundle: Path, python: str, *, sourceless: bool = False) -> None:
@@ -96,7 +107,8 @@ def compile_bytecode(bundle: Path, python: str, *, sourceless: bool = False) -> 
     for cache in list(bundle.rglob("__pycache__")):
         shutil.rmtree(cache)
     subprocess.run([python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode",
-                    "unchecked-hash", *(["-b"] if sourceless else []), str(bundle)],
+                    "unchecked-hash", "-s", str(bundle), "-p", TASK_ROOT,
+                    *(["-b"] if sourceless else []), str(bundle)],
                    check=True, stdout=subprocess.DEVNULL)
     if sourceless:
         for source in list(bundle.rglob("*.py")):
@@ -105,14 +117,15 @@ def compile_bytecode(bundle: Path, python: str, *, sourceless: bool = False) -> 
 
 
 def write_zip(bundle: Path, archive: Path) -> None:
-    """Zip the bundle with fixed times and sorted names, keeping the executable bits."""
+    """Zip the bundle with fixed times, sorted names and modes 644 (755 if executable)."""
+    files = sorted((p.relative_to(bundle).as_posix(), p) for p in bundle.rglob("*") if p.is_file())
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
-        for path in sorted(bundle.rglob("*")):
-            if path.is_file():
-                info = zipfile.ZipInfo(str(path.relative_to(bundle)), ZIP_TIME)
-                info.external_attr = (path.stat().st_mode & 0o777 | 0o100000) << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
-                z.writestr(info, path.read_bytes())
+        for name, path in files:
+            info = zipfile.ZipInfo(name, ZIP_TIME)
+            mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
+            info.external_attr = (mode | 0o100000) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, path.read_bytes())
 
 
 def build(out: Path, model_dir: Path, *, deps: bool, bytecode: bool = True) -> Path:

@@ -1,4 +1,5 @@
-"""Smoke-test a deployed site: the page, /api/health and one prediction through its proxy.
+"""Smoke-test a deployed site: the page, /api/health, /api/model and one prediction through
+its proxy, and that the function's own security headers come through.
 
 Uses the served model's own manifest (from the site's /api/model) for the example, so it
 works for any packaged model. Exit 0 when all pass; 1 with the failing check otherwise.
@@ -36,9 +37,11 @@ def checks(site: str) -> list[str]:
     status, _, page = fetch(site + "/")
     if status != 200 or b"<html" not in page.lower():
         return [f"GET / answered {status}, not the site's page"]
-    status, _, body = fetch(site + "/api/health")
+    status, headers, body = fetch(site + "/api/health")
     if status != 200 or json.loads(body).get("status") != "ok":
         return [f"GET /api/health answered {status}: {body[:200]!r}"]
+    if headers.get("X-Content-Type-Options") != "nosniff":
+        return ["GET /api/health came without the function's security headers"]
     status, _, body = fetch(site + "/api/model")
     if status != 200:
         return [f"GET /api/model answered {status}"]

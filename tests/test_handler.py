@@ -18,7 +18,8 @@ def test_health_loads_the_model_and_says_it_is_ready():
     assert status == 200
     assert body["status"] == "ok" and body["ready"] is True and body["warm"] is False
     assert body["model"] == {"name": "dect_model", "version": "1.0.0", "loaded": True}
-    assert body["limits"] == {"max_rows": 1000, "max_body_bytes": 1048576}
+    assert body["limits"] == {"max_rows": 1000, "max_body_bytes": 1048576,
+                              "max_response_bytes": 6_000_000}
     assert app().store.is_loaded() is True
     assert "load;dur=" in headers["Server-Timing"]
 

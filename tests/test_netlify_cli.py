@@ -79,6 +79,22 @@ def test_netlify_dev_serves_the_site_with_its_headers(netlify_dev):
     assert headers["Content-Security-Policy"].startswith("default-src 'self'")
 
 
+def test_netlify_dev_sends_each_security_header_once_the_functions_on_the_api(netlify_dev):
+    import http.client
+    from urllib.parse import urlsplit
+    url = urlsplit(netlify_dev)
+    for path, csp in (("/api/health", "default-src 'none'"), ("/", "default-src 'self'")):
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        conn.request("GET", path)
+        answer = conn.getresponse()
+        answer.read()
+        names = [k.lower() for k, _ in answer.getheaders()]
+        for header in ("content-security-policy", "x-content-type-options", "x-frame-options",
+                       "referrer-policy"):
+            assert names.count(header) == 1, (path, header)
+        assert answer.getheader("Content-Security-Policy").startswith(csp)
+
+
 def test_netlify_dev_routes_api_to_the_python_function(netlify_dev):
     status, headers, body = fetch(netlify_dev + "/api/predict", {"features": example("benign")})
     assert status == 200

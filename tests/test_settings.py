@@ -79,8 +79,9 @@ def test_importing_with_a_bad_setting_does_not_crash():
 def test_limits_come_from_the_settings(monkeypatch):
     monkeypatch.setenv("MAX_ROWS", "2")
     monkeypatch.setenv("MAX_BODY_BYTES", "100000")
-    assert call(event("GET", "/api/health"))[2]["limits"] == {"max_rows": 2,
-                                                              "max_body_bytes": 100000}
+    monkeypatch.setenv("MAX_RESPONSE_BYTES", "5000000")
+    assert call(event("GET", "/api/health"))[2]["limits"] == {
+        "max_rows": 2, "max_body_bytes": 100000, "max_response_bytes": 5000000}
     status, _, body = call(event("POST", "/api/predict",
                                  body={"instances": [example()] * 3}))
     assert (status, body["error"]["message"]) == (

@@ -1,8 +1,8 @@
 """The function's core: a route table, the routes, and `App`, which answers one Request.
 
 Owns: routes and methods (with each operation's id and summary, from which the OpenAPI
-paths are built), request limits, and `finish`: CORS, the model version, Server-Timing and
-the one structured log line per invocation. Every ApiError becomes the one JSON error body
+paths are built), request limits, and `finish`: the answer's size limit, security headers,
+CORS, the model version, Server-Timing and the one log line per invocation (metrics.py). Every ApiError becomes the one JSON error body
 here. The Lambda entry `handler(event, context)` and the WSGI `app(environ, start_response)`
 are thin adapters over the one App the process builds from its environment.
 """
@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
 
+from . import metrics
 from .errors import (ApiError, BadRequest, InvalidSetting, MethodNotAllowed, NotFound,
-                     PayloadTooLarge, UnsupportedMediaType, detail, error_body)
-from .events import lambda_response, request_from_event
+                     PayloadTooLarge, ResponseTooLarge, UnsupportedMediaType, detail, error_body)
+from .events import carried_bytes, lambda_response, request_from_event
 from .inputs import read_rows
 from .model import ModelStore
 from .openapi import EXPLAIN_VALUES, openapi_document
@@ -28,6 +30,12 @@ from .web import Request, Response, header_value
 ROUTE_PREFIXES = ("/.netlify/functions/predict", "/api")
 JSON_TYPES = ("", "application/json", "application/x-www-form-urlencoded")  # curl -d sends the last
 PREFLIGHT_HEADERS = "Content-Type, Accept, If-None-Match"
+# Every answer carries these, on every host: Netlify applies netlify.toml's headers only to
+# what it serves itself, not to what it proxies to Lambda. An answer is JSON or CSV, never a
+# page: it may load nothing and be framed nowhere.
+SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+                    "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+                    "Referrer-Policy": "no-referrer"}
 
 log = logging.getLogger("predict")
 _started = time.time()
@@ -97,6 +105,7 @@ def _scored(app: App, req: Request, timing: dict, explain: str, *,
     results = score(loaded, X, warnings, explain=shown and explain in ("true", "1"))
     timing["predict"] = (time.perf_counter() - start) * 1000
     timing["rows"] = len(results)
+    timing["scored"] = (manifest, X, results)  # for the log line's metrics
     return manifest, fmt, results
 
 
@@ -228,8 +237,26 @@ class App:
         return {"Access-Control-Allow-Origin": allowed, "Vary": "Origin",
                 "Access-Control-Expose-Headers": "ETag, Server-Timing, X-Model-Version"}
 
+    def bounded(self, resp: Response, timing: dict) -> Response:
+        """Return the response, or a 413 saying what to ask for when it is over the limit."""
+        limit = self.settings.max_response_bytes
+        if len(resp.body) * 6 < limit - 2048:  # cannot be over, however it is escaped
+            return resp
+        size = carried_bytes(resp)
+        if size <= limit:
+            return resp
+        rows = timing.get("rows", 0)
+        fewer = (f"send fewer rows (about {max(1, rows * limit // size * 9 // 10)} at a time) "
+                 "or ask without explanations (?explain=false)" if rows else "ask for less")
+        return error_response(ResponseTooLarge(
+            f"the answer would be {size:,} bytes, over the {limit:,} an answer may carry; "
+            + fewer))
+
     def finish(self, req: Request | None, resp: Response, timing: dict) -> Response:
-        """Add CORS, the model version and Server-Timing to a response; log the invocation."""
+        """Bound the response's size; add security headers, CORS, the model version and
+        Server-Timing; log the invocation."""
+        resp = self.bounded(resp, timing)
+        resp.headers = {**SECURITY_HEADERS, **resp.headers}
         if req is not None:
             resp.headers.update(self.cors_headers(req))
         try:
@@ -262,17 +289,22 @@ def _ms(timing: dict, key: str) -> float | None:
 
 
 def log_invocation(req: Request | None, status: int, timing: dict, total: float) -> None:
-    """Write the one log line of an invocation: never a value from the request's body."""
+    """Write the one log line of an invocation, in CloudWatch's embedded metric format
+    (metrics.py): never a value from the request's body."""
     # With no handler anywhere, Python's last resort writes warnings only: the line would go
     # nowhere (a WSGI server that does not configure logging), so it is not built.
-    if not (log.isEnabledFor(logging.INFO) and log.hasHandlers()):
+    out = metrics.invocation_log
+    if not (out.isEnabledFor(logging.INFO) and out.hasHandlers()):
         return
-    log.info(json.dumps({"event": "invocation", "method": req.method[:10] if req else None,
-                         "route": route_of(req.path)[:40] if req else None,
-                         "status": status, "cold": timing.get("cold", False),
-                         "duration_ms": round(total, 2), "load_ms": _ms(timing, "load"),
-                         "wait_ms": _ms(timing, "wait"), "predict_ms": _ms(timing, "predict"),
-                         "rows": timing.get("rows", 0), "request_id": timing.get("request_id")}))
+    fields = {"event": "invocation", "method": req.method[:10] if req else None,
+              "route": route_of(req.path)[:40] if req else None,
+              "status": status, "cold": timing.get("cold", False),
+              "duration_ms": round(total, 2), "load_ms": _ms(timing, "load"),
+              "wait_ms": _ms(timing, "wait"), "predict_ms": _ms(timing, "predict"),
+              "rows": timing.get("rows", 0), "request_id": timing.get("request_id")}
+    out.info(json.dumps(metrics.invocation_line(
+        fields, status=status, cold=timing.get("cold", False), rows=timing.get("rows", 0),
+        scored=timing.get("scored"))))
 
 
 def error_response(err: ApiError) -> Response:
@@ -309,6 +341,8 @@ def build_app(environ: dict | None = None) -> App | Misconfigured:
         return Misconfigured(exc)
     # Lambda's root logger lets only warnings through; the per-invocation lines are INFO.
     log.setLevel(settings.log_level)
+    if "AWS_LAMBDA_FUNCTION_NAME" in (os.environ if environ is None else environ):
+        metrics.write_bare_to_stdout()  # CloudWatch reads EMF from a bare JSON log event
     return App(settings)
 
 

@@ -64,6 +64,12 @@ class PayloadTooLarge(ApiError):
     code = "payload_too_large"
 
 
+class ResponseTooLarge(PayloadTooLarge):
+    """The answer would be over what Lambda can carry (6 MB): the caller asks for less."""
+
+    code = "response_too_large"
+
+
 class UnsupportedMediaType(ApiError):
     status = 415
     code = "unsupported_media_type"

@@ -1,13 +1,14 @@
 """The Lambda/Netlify adapter: events in, Lambda proxy responses out.
 
 Owns: reading the three event shapes the handler meets (Netlify's Lambda-compatible v1,
-API Gateway REST v1, Lambda Function URL / HTTP API v2) into one Request, and turning a
-Response into the Lambda proxy response dict.
+API Gateway REST v1, Lambda Function URL / HTTP API v2) into one Request, turning a
+Response into the Lambda proxy response dict, and the size of that dict as Lambda carries it.
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 from urllib.parse import parse_qsl
 
 from .errors import BadRequest
@@ -67,3 +68,19 @@ def lambda_response(resp: Response) -> dict:
     except UnicodeDecodeError:
         return {"statusCode": resp.status, "headers": dict(resp.headers),
                 "body": base64.b64encode(resp.body).decode(), "isBase64Encoded": True}
+
+
+_CONTROL = bytes(range(32))
+
+
+def carried_bytes(resp: Response) -> int:
+    """Return the size of the answer's Lambda proxy response dict written as JSON, which
+    Lambda's 6 MB limit counts: the body as a JSON string (a quote, backslash or newline
+    escaped in two characters, another control character in six) or base64, and the headers."""
+    body = resp.body
+    size = 100 + sum(len(k) + len(str(v)) + 6 for k, v in resp.headers.items())
+    if not body.isascii():  # rare (the API writes ASCII JSON): measured exactly
+        return size + len(json.dumps(lambda_response(resp)["body"]))
+    newlines = body.count(b"\n")
+    others = len(body) - len(body.translate(None, _CONTROL)) - newlines
+    return size + len(body) + body.count(b'"') + body.count(b"\\") + newlines + 5 * others

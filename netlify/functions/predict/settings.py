@@ -36,6 +36,9 @@ class Settings:
     max_rows: int = 1000
     # The largest request body accepted, in bytes (Lambda's own limit is 6 MB).
     max_body_bytes: int = 1024 * 1024
+    # The largest answer, in bytes as Lambda carries it (the body written as a JSON string in
+    # its response envelope, with the headers): Lambda refuses one over 6 MB (6,291,456 bytes).
+    max_response_bytes: int = 6_000_000
     # Origins allowed to call the API from a browser; "*" allows every origin.
     cors_origins: tuple[str, ...] = ("*",)
     # The level of the function's log lines (one per invocation at INFO).
@@ -45,7 +48,8 @@ class Settings:
 
     def limits(self) -> dict:
         """Return the request limits, as /api/health reports them."""
-        return {"max_rows": self.max_rows, "max_body_bytes": self.max_body_bytes}
+        return {"max_rows": self.max_rows, "max_body_bytes": self.max_body_bytes,
+                "max_response_bytes": self.max_response_bytes}
 
 
 ENV_NAMES = {f.name: f.name.upper() for f in fields(Settings)}
@@ -102,6 +106,7 @@ def _globals(name: str, text: str) -> tuple[str, ...]:
 
 
 PARSERS = {"model_dir": _model_dir, "max_rows": _positive_int, "max_body_bytes": _positive_int,
+           "max_response_bytes": _positive_int,
            "cors_origins": _origins, "log_level": _log_level, "trusted_globals": _globals}
 
 
