@@ -117,13 +117,26 @@ def score(loaded: LoadedModel, X: np.ndarray, row_warnings: list[list[dict]], *,
     return results
 
 
+# What a spreadsheet may run as a formula when a cell starts with it (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value):
+    """Given a cell, return it so that no spreadsheet runs it: text starting with a formula
+    character gets a leading single quote (OWASP's rule); numbers are left as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def results_csv(results: list[dict], labels: list[str]) -> str:
     """Given results, return them as CSV: row, prediction, one column per class probability."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["row", "prediction", *[f"probability_{c}" for c in labels], "warnings"])
+    writer.writerow(map(safe_cell, ["row", "prediction", *[f"probability_{c}" for c in labels],
+                                    "warnings"]))
     for i, r in enumerate(results):
         probs = [r["probabilities"].get(str(c)) for c in labels] if "probabilities" in r else []
-        writer.writerow([i, r.get("label", r.get("value")), *probs,
-                         ";".join(w["field"] for w in r["warnings"])])
+        writer.writerow(map(safe_cell, [i, r.get("label", r.get("value")), *probs,
+                                        ";".join(w["field"] for w in r["warnings"])]))
     return out.getvalue()
