@@ -425,19 +425,31 @@ def _check_columns(columns: list[str], features: list[dict]) -> None:
         raise InvalidInput(problems)
 
 
+def _number_matrix(data: list, *, booleans: bool) -> np.ndarray | None:
+    """Given rows as lists, return them as a float matrix when every value is a JSON number,
+    else None. NumPy reads text and null as other dtypes, but true and false as 1 and 0: unless
+    the body holds no `true`/`false` at all (`booleans` false), each value's type is checked."""
+    if booleans and not _only_numbers(chain.from_iterable(data)):
+        return None
+    try:
+        X = np.array(data)
+    except (ValueError, OverflowError):  # ragged nesting; an integer beyond a float's range
+        return None
+    if X.ndim != 2 or X.dtype.kind not in "fi":
+        return None
+    return X.astype(float, copy=False)
+
+
 def validate_table(table: Table, features: list[dict], *, text: bool = False,
-                   decimal_comma: bool = False):
+                   decimal_comma: bool = False, booleans: bool = True):
     """Given rows as lists under named columns, return (matrix, per-row warnings): numbers
-    straight into the matrix, column-wise; anything else value by value, with the same words."""
+    straight into the matrix, column-wise; anything else value by value, with the same words.
+    `booleans` false says the body has no JSON true or false anywhere."""
     _check_columns(table.columns, features)
     names = [f["name"] for f in features]
     if not text and len(table.columns) == len(names) and table.data \
-            and all(f["type"] in NUMERIC_TYPES for f in features) \
-            and _only_numbers(chain.from_iterable(table.data)):
-        try:
-            X = np.array(table.data, dtype=float)
-        except OverflowError:  # an integer beyond a float's range: said value by value
-            X = None
+            and all(f["type"] in NUMERIC_TYPES for f in features):
+        X = _number_matrix(table.data, booleans=booleans)
         if X is not None and table.columns != names:  # dataframe_split in another order
             X = X[:, [table.columns.index(n) for n in names]]
         fast = _checked_matrix(X, features) if X is not None else None
@@ -466,8 +478,9 @@ def read_rows(body: bytes, media_type: str, features: list[dict], max_rows: int)
         return matrix, warnings, "csv"
     rows, fmt = rows_from_json(parse_json(body), names)
     check_row_count(rows, max_rows)
-    if isinstance(rows, Table):
-        matrix, warnings = validate_table(rows, features)
+    if isinstance(rows, Table):  # a body without true/false has no boolean to look for
+        matrix, warnings = validate_table(rows, features,
+                                          booleans=b"true" in body or b"false" in body)
     else:
         matrix, warnings = validate(rows, features)
     return matrix, warnings, fmt
