@@ -201,7 +201,9 @@ def rows_from_csv(body: bytes) -> tuple[Table, str]:
         header = [h.strip() for h in header]
         rows = []
         for line in reader:
-            if not any(cell.strip() for cell in line):
+            # A blank line, or a spreadsheet's row of empty cells, is no row; in a file of one
+            # column, a line with an empty cell ("") is a row (of empty text, say).
+            if not line or (len(header) > 1 and not any(cell.strip() for cell in line)):
                 continue
             if len(line) != len(header):
                 raise BadRequest(f"CSV row {len(rows)} has {len(line)} cells; the header has "
