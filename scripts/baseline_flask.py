@@ -23,7 +23,8 @@ app = Flask(__name__)
 def predict():
     doc = request.get_json()
     rows = doc["instances"] if "instances" in doc else [doc["features"]]
-    X = np.array([[row[n] for n in NAMES] for row in rows], dtype=float)
+    X = np.array(rows if rows and isinstance(rows[0], list) else  # rows as lists, as they are
+                 [[row[n] for n in NAMES] for row in rows], dtype=float)
     proba = MODEL.predict_proba(X)
     labels = MODEL.classes_.take(np.argmax(proba, axis=1))
     classes = [str(c) for c in MODEL.classes_]

@@ -75,8 +75,11 @@ print(json.dumps({"first_s": first, "rss_mb": int(rss) / 1024}))
 """
 
 
-def body_of(rows: int) -> str:
-    return json.dumps({"instances": [SAMPLE[i % len(SAMPLE)] for i in range(rows)]})
+def body_of(rows: int, *, lists: bool = False) -> str:
+    """Return a JSON body of rows as objects, or as lists of values in the model's order."""
+    picked = [SAMPLE[i % len(SAMPLE)] for i in range(rows)]
+    return json.dumps({"instances": [[r[n] for n in NAMES] for r in picked] if lists
+                       else picked})
 
 
 def ms(fn) -> float:
@@ -105,8 +108,8 @@ def in_process(rounds: int) -> dict:
     app = build_app()
     model = pickle.loads((ROOT / "model" / MANIFEST["artifact"]["file"]).read_bytes())
 
-    def event(rows, explain):
-        return {"httpMethod": "POST", "path": "/api/predict", "body": body_of(rows),
+    def event(rows, explain, lists=False):
+        return {"httpMethod": "POST", "path": "/api/predict", "body": body_of(rows, lists=lists),
                 "headers": {"content-type": "application/json"},
                 "queryStringParameters": None if explain else {"explain": "false"}}
 
@@ -123,11 +126,15 @@ def in_process(rounds: int) -> dict:
                  for explain in (True, False)}
         cases[f"floor, {label}"] = lambda b=body_of(rows): floor(b)
         groups.append((n, cases))
+    for explain in (True, False):  # MLflow's usual shape: each row a list in the model's order
+        groups[1][1][f"function, 1000 rows as lists{'' if explain else ', no explanation'}"] = \
+            lambda ev=event(1000, explain, lists=True): app.handle_event(ev)
     # The same 1,000-row request through each WSGI app, with no server or socket between.
-    body = body_of(1000).encode()
-    for name, wsgi in (("function", make_app(app)), ("Flask", baseline_flask.app)):
-        groups[1][1][f"{name} through WSGI, 1000 rows, no explanation"] = \
-            lambda wsgi=wsgi: wsgi_post(wsgi, body)
+    for shape, lists in (("", False), (" as lists", True)):
+        body = body_of(1000, lists=lists).encode()
+        for name, wsgi in (("function", make_app(app)), ("Flask", baseline_flask.app)):
+            groups[1][1][f"{name} through WSGI, 1000 rows{shape}, no explanation"] = \
+                lambda wsgi=wsgi, body=body: wsgi_post(wsgi, body)
     samples: dict[str, list[float]] = {}
     for n, cases in groups:
         for fn in cases.values():
@@ -305,10 +312,16 @@ def main() -> None:
             ms = warm[f"function, {label}{suffix}"]
             print(f"| in-process, {label}{suffix or ', with explanation'}, ms | {ms:.3f} | "
                   f"{floor:.3f} | | {ms / floor:.2f}x | |")
-    through = (warm["function through WSGI, 1000 rows, no explanation"],
-               warm["Flask through WSGI, 1000 rows, no explanation"])
-    print(f"| in-process through WSGI, 1000 rows, no explanation, ms | {through[0]:.3f} | | "
-          f"{through[1]:.3f} | | {through[0] / through[1]:.2f}x |")
+    floor = warm["floor, 1000 rows"]
+    for suffix in ("", ", no explanation"):
+        ms = warm[f"function, 1000 rows as lists{suffix}"]
+        print(f"| in-process, 1000 rows as lists{suffix or ', with explanation'} (floor: as "
+              f"objects), ms | {ms:.3f} | {floor:.3f} | | {ms / floor:.2f}x | |")
+    for shape in ("", " as lists"):
+        through = (warm[f"function through WSGI, 1000 rows{shape}, no explanation"],
+                   warm[f"Flask through WSGI, 1000 rows{shape}, no explanation"])
+        print(f"| in-process through WSGI, 1000 rows{shape}, no explanation, ms | "
+              f"{through[0]:.3f} | | {through[1]:.3f} | | {through[0] / through[1]:.2f}x |")
     fn, fl = servers["function on gunicorn"], servers["Flask on gunicorn"]
     for key in fn:
         ratio = f"{fn[key] / fl[key]:.2f}x" if fl[key] else ""

@@ -12,6 +12,7 @@ import json
 import pickle
 import platform
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,8 @@ from predict.web import jsonable  # noqa: E402  numpy values as plain JSON ones,
 
 PICKLE_FILE = "model.pkl"
 MANIFEST_FILE = "manifest.json"
+# The most characters a text feature takes, unless a reference text is longer.
+TEXT_MAX_LENGTH = 10_000
 PERCENTILES = (5, 25, 75, 95)
 DIGITS = 6
 
@@ -33,9 +36,10 @@ def _r(x: float) -> float:
 
 
 def infer_type(values: list) -> str:
-    """Given one column's values, return 'number', 'integer' or 'categorical'."""
+    """Given one column's values (empty ones left out), return 'number', 'integer' or
+    'categorical'."""
     try:
-        numbers = [float(v) for v in values]
+        numbers = [float(v) for v in values if v != ""]
     except (TypeError, ValueError):
         return "categorical"
     return "integer" if all(n.is_integer() for n in numbers) else "number"
@@ -49,13 +53,18 @@ def feature_schema(X: np.ndarray, names: list[str], types: list[str], *,
     for j, (name, kind) in enumerate(zip(names, types)):
         feature = {"name": name, "label": name, **meta.get(name, {}), "type": kind}
         column = X[:, j]
-        if kind == "categorical":
+        if kind == "text":
+            feature["max_length"] = max(TEXT_MAX_LENGTH, *(len(v) for v in column))
+            feature["default"] = ""
+        elif kind == "categorical":
+            column = column[column != None]  # noqa: E711  (None: a missing value)
             values, counts = np.unique(column.astype(str), return_counts=True)
             originals = {str(v): v for v in column}
             feature["categories"] = [_plain(originals[v]) for v in values]
             feature["default"] = _plain(originals[values[np.argmax(counts)]])
         else:
             col = column.astype(float)
+            col = col[~np.isnan(col)]  # missing values have no place in the ranges
             feature.update({"min": float(col.min()), "max": float(col.max()),
                             "median": float(np.median(col)),
                             "percentiles": {f"p{p}": float(np.percentile(col, p))
@@ -128,20 +137,24 @@ def examples_of(estimator, X, y, names, types, classification: bool, *,
     """Return typical reference rows: per class, the correctly predicted one nearest its median.
 
     `model_input` is X as the estimator takes it (a DataFrame for some), when it is not X."""
-    numeric = [j for j, t in enumerate(types) if t != "categorical"]
+    numeric = [j for j, t in enumerate(types) if t in ("number", "integer")]
 
     def nearest(mask):
         rows = np.flatnonzero(mask)
         if not len(rows) or not numeric:
             return rows[0] if len(rows) else None
         block = X[np.ix_(rows, numeric)].astype(float)
-        scale = block.std(axis=0)
-        scale[scale == 0] = 1
-        dist = (((block - np.median(block, axis=0)) / scale) ** 2).sum(axis=1)
+        with warnings.catch_warnings():  # a column all missing in these rows: no scale
+            warnings.simplefilter("ignore", RuntimeWarning)
+            scale = np.nan_to_num(np.nanstd(block, axis=0))
+            scale[scale == 0] = 1
+            z = ((block - np.nanmedian(block, axis=0)) / scale) ** 2
+        dist = np.where(np.isnan(z), np.inf, z).sum(axis=1)  # complete rows first
         return rows[int(np.argmin(dist))]
 
     def row_dict(i):
-        return {n: _plain(X[i, j]) if types[j] == "categorical" else
+        return {n: _plain(X[i, j]) if types[j] in ("categorical", "text") else
+                None if np.isnan(float(X[i, j])) else
                 (int(X[i, j]) if types[j] == "integer" else float(X[i, j]))
                 for j, n in enumerate(names)}
 

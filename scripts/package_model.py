@@ -254,26 +254,27 @@ def read_reference(path: Path, target: str | None) -> tuple[list[str], list[list
     for i, row in enumerate(body, start=2):
         if len(row) != len(header):
             raise PackagingError(f"{path} line {i} has {len(row)} cells; the header has {len(header)}")
-    check_complete(path, header, body)
     if target is None:
         return header, body, None
     if target not in header:
         raise PackagingError(f"the target column '{target}' is not in {path}; its columns are: "
                              + ", ".join(header))
     k = header.index(target)
+    check_complete(path, [target], [[r[k]] for r in body],
+                   why="the target column needs a value in every row")
     return ([h for j, h in enumerate(header) if j != k],
             [[c for j, c in enumerate(r) if j != k] for r in body], [r[k] for r in body])
 
 
-def check_complete(path: Path, header: list[str], body: list[list[str]]) -> None:
-    """Refuse reference data with empty cells, naming each (line and column) up to MAX_LISTED."""
+def check_complete(path: Path, header: list[str], body: list[list[str]], *,
+                   why: str = "reference data must be complete") -> None:
+    """Refuse empty cells, naming each (line and column) up to MAX_LISTED, and saying why."""
     empty = [f"line {i} '{header[j]}'" for i, row in enumerate(body, start=2)
              for j, cell in enumerate(row) if cell.strip() == ""]
     if empty:
         more = f" (and {len(empty) - MAX_LISTED} more)" if len(empty) > MAX_LISTED else ""
         raise PackagingError(f"{path} has {len(empty)} empty cell{'s' if len(empty) > 1 else ''}; "
-                             "reference data must be complete: "
-                             + ", ".join(empty[:MAX_LISTED]) + more)
+                             f"{why}: " + ", ".join(empty[:MAX_LISTED]) + more)
 
 
 def _target_hint(extra: list[str], target: str | None) -> str:
@@ -306,13 +307,19 @@ def feature_order(estimator, columns: list[str], target: str | None = None) -> l
     return columns
 
 
-def build_matrix(columns, rows, names) -> tuple[np.ndarray, list[str]]:
-    """Return the reference rows as the matrix the function will build, and each feature's type."""
+def build_matrix(columns, rows, names, *, text: frozenset = frozenset()) -> tuple[np.ndarray, list[str]]:
+    """Return the reference rows as the matrix the function will build (an empty cell: NaN in a
+    numeric column, None in another, "" in a text one), and each feature's type."""
     index = [columns.index(n) for n in names]
     table = [[row[j].strip() for j in index] for row in rows]
-    types = [modelcard.infer_type([r[k] for r in table]) for k in range(len(names))]
-    numeric = all(t != "categorical" for t in types)
-    X = np.array([[v if t == "categorical" else float(v) for v, t in zip(r, types)] for r in table],
+    types = ["text" if n in text else modelcard.infer_type([r[k] for r in table])
+             for k, n in enumerate(names)]
+    for k, n in enumerate(names):
+        if types[k] == "text":  # a text step reads the text as written
+            for r, row in zip(table, rows):
+                r[k] = row[index[k]]
+    numeric = all(t in NUMERIC_TYPES for t in types)
+    X = np.array([[_cell(v, t) for v, t in zip(r, types)] for r in table],
                  dtype=float if numeric else object)
     return X, types
 
@@ -340,6 +347,133 @@ def _label_of(text: str, classes: np.ndarray):
 
 def _bad(text: str):
     raise ValueError(text)
+
+
+NUMERIC_TYPES = ("number", "integer")
+
+
+def _cell(value: str, kind: str):
+    if kind == "text":
+        return value
+    if value == "":
+        return np.nan if kind in NUMERIC_TYPES else None
+    return float(value) if kind in NUMERIC_TYPES else value
+
+
+TEXT_STEPS = ("build_analyzer",)  # what scikit-learn's text vectorizers have in common
+
+
+def _is_text_step(step) -> bool:
+    """Return whether a step consumes free text: a vectorizer, or a pipeline starting with one."""
+    first = step.steps[0][1] if hasattr(step, "steps") else step
+    return hasattr(first, "build_analyzer")
+
+
+def fitted_on_one_text_column(estimator) -> bool:
+    """Return whether the estimator takes a list of strings (a text pipeline fitted on one
+    column of text, e.g. make_pipeline(TfidfVectorizer(), LogisticRegression()))."""
+    return _is_text_step(estimator)
+
+
+def text_columns(estimator, names: list[str]) -> set[str]:
+    """Return the features a text step consumes: one column of a ColumnTransformer given to a
+    vectorizer, or the one feature of a model fitted on a list of strings."""
+    if fitted_on_one_text_column(estimator):
+        return set(names)
+    found = set()
+    for part in _parts(estimator):
+        for _, step, where in getattr(part, "transformers_", None) or []:
+            if not _is_text_step(step):
+                continue
+            if isinstance(where, str):
+                found.add(where)
+            elif isinstance(where, (int, np.integer)) and 0 <= where < len(names):
+                found.add(names[where])
+    return found
+
+
+# A string column with at least this share of distinct values (over enough rows) looks like
+# free text rather than a category.
+DISTINCT_SHARE, DISTINCT_ROWS = 0.9, 20
+
+
+def warn_free_text(X: np.ndarray, names: list[str], types: list[str], declared: set[str]) -> None:
+    """Say on stderr which categorical columns look like free text, and how to declare them."""
+    for j, (name, kind) in enumerate(zip(names, types)):
+        if kind != "categorical" or name in declared or len(X) < DISTINCT_ROWS:
+            continue
+        distinct = len(set(X[:, j]))
+        if distinct >= DISTINCT_SHARE * len(X):
+            print(f"package_model: warning: column '{name}' has {distinct} distinct values in "
+                  f"{len(X)} rows; served as a category, only those values are accepted. If it "
+                  f"is free text, pass --text '{name}' (any text is then accepted: the model must "
+                  f"take values it has not seen); to keep it a category and silence this, pass "
+                  f"--categorical '{name}'", file=sys.stderr)
+
+
+IMPUTERS = ("SimpleImputer", "KNNImputer", "IterativeImputer")
+
+
+def _is_imputer(step) -> bool:
+    first = step.steps[0][1] if hasattr(step, "steps") else step
+    return type(first).__name__ in IMPUTERS
+
+
+def _vouched_missing(estimator, names: list[str]) -> set[str]:
+    """Return the features the model says take a missing value: every step's scikit-learn tags
+    allow NaN, or an imputer comes first (for all columns, or in a ColumnTransformer for its
+    columns)."""
+    from sklearn.utils import get_tags
+
+    steps = [s for _, s in estimator.steps] if hasattr(estimator, "steps") else [estimator]
+    if all(get_tags(s).input_tags.allow_nan for s in steps if s not in ("passthrough", None)) \
+            or _is_imputer(steps[0]):
+        return set(names)
+    found = set()
+    for _, step, where in getattr(steps[0], "transformers_", None) or []:
+        if _is_imputer(step):
+            cols = [where] if isinstance(where, (str, int, np.integer)) else list(where)
+            found |= {names[c] if isinstance(c, (int, np.integer)) else c for c in cols}
+    return found
+
+
+PROBE_ROWS = 5
+
+
+def _takes_missing(estimator, X: np.ndarray, j: int, features: list[dict], spec: dict) -> bool:
+    """Return whether the model predicts, finitely, reference rows with feature j missing."""
+    rows = X[:PROBE_ROWS].copy()
+    rows[:, j] = np.nan if features[j]["type"] in NUMERIC_TYPES else None
+    marked = [{**f, "optional": True} if k == j else f for k, f in enumerate(features)]
+    probe = frames.input_spec(marked, spec["container"], spec["reason"])
+    try:
+        predicted = estimator.predict(frames.model_input(rows, {"input": probe}))
+    except Exception:  # a model may refuse a missing value in any way
+        return False
+    return predicted.dtype.kind not in "fc" or bool(np.isfinite(predicted).all())
+
+
+def optional_features(estimator, X, features, spec, *, path: Path, columns, rows) -> set[str]:
+    """Return the features the model takes a missing value for: those with empty reference
+    cells (the model predicted them), and those its steps vouch for, each checked by a
+    prediction; PackagingError for empty cells in a column the model cannot take them in."""
+    names = [f["name"] for f in features]
+    empty = {n for j, n in enumerate(names)
+             if features[j]["type"] != "text" and any(
+                 v is None or (isinstance(v, float) and np.isnan(v)) for v in X[:, j])}
+    vouched = _vouched_missing(estimator, names) - empty
+    found = set(empty)
+    for j, name in enumerate(names):
+        if name in vouched and features[j]["type"] != "text" \
+                and _takes_missing(estimator, X, j, features, spec):
+            found.add(name)
+    refused = [n for n in empty if not _takes_missing(estimator, X, names.index(n), features, spec)]
+    if refused:
+        index = [columns.index(n) for n in refused]
+        check_complete(path, refused, [[r[k] for k in index] for r in rows],
+                       why="the model cannot take a missing value for "
+                           + ", ".join(sorted(refused)))
+    return found
 
 
 def target_values(estimator, y_text: list[str]) -> np.ndarray:
@@ -468,7 +602,8 @@ def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | N
             name: str | None = None, version: str = "1.0.0", description: str = "",
             positive: str | None = None, card_path: Path | None = None,
             allow_version_mismatch: bool = False, held_out: Path | None = None,
-            split: float | None = None, seed: int = 0, stratify: bool = False) -> dict:
+            split: float | None = None, seed: int = 0, stratify: bool = False,
+            text: tuple[str, ...] = (), categorical: tuple[str, ...] = ()) -> dict:
     """Package a pickled (or joblib) estimator and its reference CSV into out_dir; return the
     manifest. With held_out (a CSV) or split (a share of the reference rows), the card's
     metrics and examples come from those rows, stated to be unseen in training."""
@@ -478,9 +613,20 @@ def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | N
     found = served_globals(estimator, model_path)
     columns, rows, y_text = read_reference(data_path, target)
     names = feature_order(estimator, columns, target)
+    one_text = fitted_on_one_text_column(estimator)
+    if one_text and len(names) != 1:
+        raise PackagingError(f"the model takes one column of text; {data_path} has "
+                             f"{len(names)} columns besides the target: "
+                             + ", ".join(names) + _target_hint(names, target))
+    declared = set(text) | set(categorical)
+    unknown = declared - set(names)
+    if unknown:
+        raise PackagingError("--text/--categorical name columns the model does not take: "
+                             + ", ".join(sorted(unknown)))
+    text_kind = frozenset((text_columns(estimator, names) | set(text)) - set(categorical))
     training_data = {"reference": data_path.name, "rows": len(rows)}
     test_rows, test_y = held_out_rows(held_out, columns, target) if held_out else ([], None)
-    X_all, types = build_matrix(columns, rows + test_rows, names)
+    X_all, types = build_matrix(columns, rows + test_rows, names, text=text_kind)
     X, X_test = X_all[:len(rows)], X_all[len(rows):]
     if split is not None:
         train, test = split_rows(len(rows), y_text, fraction=split, seed=seed, stratify=stratify)
@@ -502,11 +648,23 @@ def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | N
         evaluation = Evaluation(X, y_text, held_out=False, data=(
             f"the reference data {data_path.name}; if the model was trained on it, these "
             "scores are optimistic"))
+    warn_free_text(X, names, types, declared)
     card = read_card(card_path, names)
     features = [{"name": n, "type": t} for n, t in zip(names, types)]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
-        spec, requires = choose_input(estimator, X, features, found)
+        if one_text:
+            spec, requires = frames.input_spec(features, frames.COLUMN, "fitted on one column "
+                                               "of text (a list of strings)"), []
+        else:
+            spec, requires = choose_input(estimator, X, features, found)
+            optional = optional_features(estimator, X, features, spec, path=data_path,
+                                         columns=columns, rows=rows)
+            for feature in features:
+                if feature["name"] in optional:
+                    feature["optional"] = True
+            spec = {**frames.input_spec(features, spec["container"], spec["reason"]), **{
+                k: v for k, v in spec.items() if k not in ("columns", "dtypes")}}
         for rows_of in (X, evaluation.X):
             predicted = _predict(estimator, frames.model_input(rows_of, {"input": spec}))
             if isinstance(predicted, Exception):
@@ -515,7 +673,7 @@ def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | N
                 raise PackagingError("the model cannot predict the reference rows as the "
                                      f"function sends them ({sent}): "
                                      f"{type(predicted).__name__}: {predicted}")
-        manifest = _manifest(estimator, X, types, names, evaluation, spec,
+        manifest = _manifest(estimator, X, features, names, evaluation, spec,
                              name=name or model_path.stem, version=version,
                              description=description, positive=positive, card=card,
                              extra={"input": spec, "requires": requires, "source": source,
@@ -523,11 +681,13 @@ def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | N
     return write_whole(out_dir, estimator, manifest)
 
 
-def _manifest(estimator, X, types, names, evaluation: Evaluation, spec, *, name, version,
+def _manifest(estimator, X, features, names, evaluation: Evaluation, spec, *, name, version,
               description, positive, card, extra) -> dict:
     """Return the manifest: the schema from the reference (training) rows X, the examples,
     importances and metrics from the evaluation rows."""
     classification = is_classifier(estimator)
+    types = [f["type"] for f in features]
+    one_column = spec["container"] == frames.COLUMN  # no 2-D input to permute
     Xe = evaluation.X
     Xm = frames.model_input(Xe, {"input": spec})
     y = target_values(estimator, evaluation.y_text) if evaluation.y_text is not None else None
@@ -546,9 +706,11 @@ def _manifest(estimator, X, types, names, evaluation: Evaluation, spec, *, name,
         "estimator": type(estimator).__name__,
         "labels": labels,
         **({"classes": list(estimator.classes_)} if classification else {}),
-        "features": modelcard.feature_schema(
-            X, names, types, importances=modelcard.importances_of(estimator, Xm, y, names),
-            meta=card.pop("features", None)),
+        "features": [{**f, **({"optional": True} if given.get("optional") else {})}
+                     for f, given in zip(modelcard.feature_schema(
+                         X, names, types, meta=card.pop("features", None),
+                         importances=[1.0] if one_column else
+                         modelcard.importances_of(estimator, Xm, y, names)), features)],
         "examples": modelcard.examples_of(estimator, Xe, y, names, types, classification,
                                           model_input=Xm),
         **extra,
@@ -612,6 +774,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="with --split: its random_state")
     parser.add_argument("--stratify", action="store_true", help="with --split: it was "
                         "stratified by the target")
+    parser.add_argument("--text", action="append", default=[], metavar="COLUMN",
+                        help="serve this string column as free text (any string up to a "
+                             "length), not as a category; repeat for more columns")
+    parser.add_argument("--categorical", action="append", default=[], metavar="COLUMN",
+                        help="serve this string column as a category (only values seen in "
+                             "the reference data), without the free-text warning")
     args = parser.parse_args(argv)
     try:
         manifest = package(args.model, args.data, args.out, target=args.target, name=args.name,
@@ -619,7 +787,8 @@ def main(argv: list[str] | None = None) -> int:
                            positive=args.positive, card_path=args.card,
                            allow_version_mismatch=args.allow_version_mismatch,
                            held_out=args.held_out, split=args.split, seed=args.seed,
-                           stratify=args.stratify)
+                           stratify=args.stratify, text=tuple(args.text),
+                           categorical=tuple(args.categorical))
     except PackagingError as exc:
         print(f"package_model: {exc}", file=sys.stderr)
         return 2

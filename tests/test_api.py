@@ -54,8 +54,8 @@ BAD_INPUTS = [
     ("unknown feature", post({"features": row(colour=SECRET)}), 400, "unknown_feature"),
     ("text value", post({"features": row(**{"mean radius": str(SECRET)})}), 400, "invalid_type"),
     ("boolean value", post({"features": row(**{"mean radius": True})}), 400, "invalid_type"),
-    ("NaN", post('{"features": ' + json.dumps(row())[:-1] + ', "mean radius": NaN}}'.replace(
-        '"mean radius": ' + json.dumps(row()["mean radius"]) + ", ", "", 1)), 400, "non_finite"),
+    ("NaN", post(json.dumps({"features": row(**{"mean radius": 1.0})}).replace(
+        '"mean radius": 1.0', '"mean radius": NaN')), 400, "non_finite"),
     ("Infinity", post(json.dumps({"features": row(**{"mean radius": 1.0})}).replace(
         '"mean radius": 1.0', '"mean radius": -Infinity')), 400, "non_finite"),
     ("overflow", post(json.dumps({"features": row(**{"mean radius": 1.0})}).replace(
@@ -72,6 +72,27 @@ BAD_INPUTS = [
     ("csv ragged row", post(csv_body([row()]) + "1,2\n", content_type="text/csv"), 400,
      "invalid_csv"),
     ("csv header only", post(",".join(NAMES) + "\n", content_type="text/csv"), 400, "no_rows"),
+    ("key sent twice", post(json.dumps({"features": row(**{"mean radius": 1.0})})[:-2]
+                            + f', "mean radius": {SECRET}}}}}'), 400, "duplicate_feature"),
+    ("csv column sent twice", post(csv_body([row()], [*NAMES, "mean radius"]),
+                                   content_type="text/csv"), 400, "duplicate_feature"),
+    ("split column sent twice", post({"dataframe_split": {
+        "columns": [*NAMES, "mean radius"], "data": [[*row().values(), SECRET]]}}), 400,
+     "duplicate_feature"),
+    ("params not an object", post({"instances": [row()], "params": [SECRET]}), 400,
+     "invalid_format"),
+    ("inputs columns of unequal length", post({"inputs": {**{n: [1.0] for n in NAMES},
+                                                          "mean radius": [1.0, SECRET]}}),
+     400, "invalid_format"),
+    ("inputs column not an array", post({"inputs": {**{n: [1.0] for n in NAMES},
+                                                    "mean radius": SECRET}}), 400,
+     "invalid_format"),
+    ("list row with text", post({"instances": [[*row().values()][:-1] + [str(SECRET)]]}), 400,
+     "invalid_type"),
+    ("list row with a boolean", post({"inputs": [[True, *[*row().values()][1:]]]}), 400,
+     "invalid_type"),
+    ("csv missing column in many rows", post(csv_body([row()] * 3, NAMES[1:]),
+                                             content_type="text/csv"), 400, "missing_feature"),
     ("wrong content type", post({"features": row()}, content_type="application/xml"), 415,
      "unsupported_media_type"),
     ("body too large", post({"features": row(), "pad": "x" * (Settings.max_body_bytes + 1)}), 413,
@@ -115,9 +136,22 @@ MESSAGES = {
     'bad explain parameter': "query parameter 'explain' must be one of true, false, 1, 0",
     'bad row in a batch': "row 1, field 'area error': expected a number, received string",
     'csv bad value': "field 'mean radius': expected a number, received text",
-    'csv missing column': "field 'mean radius': expected a number value, received nothing",
+    'csv missing column': "field 'mean radius': expected a number value in every row; there "
+                          "is no column for it",
     'csv ragged row': 'CSV row 1 has 2 cells; the header has 30',
     'csv header only': 'the request has no rows',
+    'key sent twice': "the feature 'mean radius' is sent twice; send each once",
+    'csv column sent twice': "the feature 'mean radius' is sent twice; send each once",
+    'split column sent twice': "the feature 'mean radius' is sent twice; send each once",
+    'params not an object': "'params' must be an object, received array" + FORMATS,
+    'inputs columns of unequal length': "the columns of 'inputs' must have one value per row "
+                                        "each; their lengths differ" + FORMATS,
+    'inputs column not an array': "column 'mean radius' of 'inputs' must be an array of "
+                                  "values, received number" + FORMATS,
+    'list row with text': "field 'worst fractal dimension': expected a number, received string",
+    'list row with a boolean': "field 'mean radius': expected a number, received boolean",
+    'csv missing column in many rows': "field 'mean radius': expected a number value in every "
+                                       "row; there is no column for it",
     'wrong content type': 'expected Content-Type application/json or text/csv',
     'body too large': 'the body is over 1048576 bytes, the most accepted; split the rows over several requests',
     'too many rows': 'the request has 1001 rows; at most 1000 are accepted per request, split it',
@@ -184,6 +218,43 @@ def test_every_input_format_gives_the_same_predictions(rows):
         status, _, body = call(ev)
         assert status == 200
         assert body["predictions"] == expected
+
+
+def test_a_missing_csv_column_is_reported_once_not_per_row():
+    body = call(post(csv_body([row()] * 3, NAMES[1:]), content_type="text/csv"))[2]
+    assert [(d["field"], d["code"], "row" in d) for d in body["error"]["details"]] == [
+        ("mean radius", "missing_feature", False)]
+
+
+def semicolon_csv(rows, *, line_end="\n"):
+    """Return rows as a spreadsheet writes them where ',' is the decimal mark."""
+    lines = [";".join(NAMES)] + [";".join(str(r[n]).replace(".", ",") for n in NAMES)
+                                 for r in rows]
+    return line_end.join(lines) + line_end
+
+
+def test_rows_in_every_shape_get_the_same_answers(rows):
+    """Lists, column-wise inputs, MLflow params, ';' CSV with decimal commas, CR-only line
+    ends, a JSON body with a BOM: each gives the results the rows as objects get."""
+    expected = call(post({"instances": rows}))[2]["results"]
+    as_lists = [[r[n] for n in NAMES] for r in rows]
+    columns = {n: [r[n] for r in rows] for n in NAMES}
+    bodies = {
+        "lists": post({"instances": as_lists}),
+        "lists with params": post({"inputs": as_lists, "params": {"threshold": 0.5}}),
+        "column-wise inputs": post({"inputs": columns}),
+        "records with params": post({"dataframe_records": rows, "params": {}}),
+        "split with params": post({"dataframe_split": {"columns": NAMES, "data": as_lists},
+                                   "params": None}),
+        "semicolons and decimal commas": post(semicolon_csv(rows), content_type="text/csv"),
+        "CR-only line ends": post(csv_body(rows).replace("\r\n", "\r"),
+                                  content_type="text/csv"),
+        "JSON with a BOM": post("\ufeff" + json.dumps({"instances": rows})),
+    }
+    for shape, ev in bodies.items():
+        status, _, body = call(ev)
+        assert (shape, status) == (shape, 200), body
+        assert (shape, body["results"]) == (shape, expected)
 
 
 def test_csv_in_csv_out(rows):

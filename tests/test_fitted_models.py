@@ -142,7 +142,8 @@ def test_mlflow_client_contract_at_the_site_root(tmp_path, monkeypatch):
         status, _, body = server.json("/invocations", method="POST", headers=MLFLOW_HEADERS,
                                       body={"dataframe_split": {"columns": ["rooms"],
                                                                 "data": [[2]]}})
-        assert status == 400 and body["error"]["code"] == "missing_feature"
+        assert status == 400 and body["error_code"] == "BAD_REQUEST"
+        assert body["details"][0]["code"] == "missing_feature"
     finally:
         server.stop()
 
@@ -168,3 +169,59 @@ def test_a_model_set_to_output_pandas_needs_pandas_even_when_fitted_on_an_array(
     status, _, body = call(event("POST", "/api/predict", body={"instances": fitted.rows(fit.frame)}))
     assert status == 200
     np.testing.assert_allclose(body["predictions"], est.predict(X), rtol=1e-12)
+
+
+def mlflow_client_body(data, params=None) -> str:
+    """Return the body MLflow's ScoringServerClient.invoke posts for data and params: the
+    request shapes of mlflow.utils.proto_json_utils.dump_input_data (MLflow 2.x), copied
+    from its source (mlflow itself is too heavy to install for the tests)."""
+    import pandas as pd
+    if isinstance(data, pd.DataFrame):
+        post_data = {"dataframe_split": data.to_dict(orient="split")}
+    elif isinstance(data, dict):
+        post_data = {"inputs": {k: v.tolist() for k, v in data.items()}}
+    elif isinstance(data, np.ndarray):
+        post_data = {"inputs": data.tolist()}
+    else:
+        post_data = {"inputs": data}
+    if params is not None:
+        post_data["params"] = params
+    return json.dumps(post_data)
+
+
+@pytest.mark.parametrize("shape, params", [("dataframe", {"temperature": 0.1}), ("array", None),
+                                           ("columns", {"temperature": 0.1}), ("list", None)])
+def test_mlflow_client_request_shapes_get_the_estimators_answers(packaged, shape, params):
+    kind, fit, manifest, _ = packaged
+    frame = fit.frame
+    data = {"dataframe": frame, "array": frame.to_numpy(),
+            "columns": {c: frame[c].to_numpy() for c in frame.columns},
+            "list": fitted.rows(frame)}[shape]
+    if shape == "array" and (frame.dtypes == object).any():
+        data = frame.to_numpy().tolist()  # tolist of a mixed array: its Python values
+    status, _, body = call(event("POST", "/invocations", body=mlflow_client_body(data, params),
+                                 headers=MLFLOW_HEADERS, version="v2"))
+    assert status == 200, body
+    assert_parity(body["predictions"], fit, manifest)
+
+
+INVOCATION_ERRORS = [
+    # (case, method, body, status, MLflow's error_code, this API's detail code)
+    ("not JSON", "POST", "{", 400, "BAD_REQUEST", None),
+    ("a feature left out", "POST", {"dataframe_split": {"columns": ["mean radius"],
+                                                        "data": [[2.0]]}},
+     400, "BAD_REQUEST", "missing_feature"),
+    ("a feature sent twice", "POST", '{"inputs": {"mean radius": [2], "mean radius": [3]}}',
+     400, "BAD_REQUEST", "duplicate_feature"),
+    ("GET", "GET", None, 405, "BAD_REQUEST", None),
+]
+
+
+@pytest.mark.parametrize("case, method, body, status, error_code, detail",
+                         INVOCATION_ERRORS, ids=[c[0] for c in INVOCATION_ERRORS])
+def test_invocations_errors_have_mlflows_shape(case, method, body, status, error_code, detail):
+    got, _, answer = call(event(method, "/invocations", body=body, headers=MLFLOW_HEADERS,
+                                version="v2"))
+    assert (got, answer["error_code"]) == (status, error_code)
+    assert isinstance(answer["message"], str) and answer["message"]
+    assert [d["code"] for d in answer["details"]][:1] == ([detail] if detail else [])

@@ -330,7 +330,15 @@ def _empty_cells(tmp_path):
     fit = _fitted_on_frame(tmp_path)
     lines = fit.data_file.read_text().splitlines()
     lines[2] = ",".join(["", *lines[2].split(",")[1:]])          # line 3, rooms
-    lines[5] = ",".join([*lines[5].split(",")[:2], "", ""])       # line 6, city and dear
+    lines[5] = ",".join([*lines[5].split(",")[:2], "", lines[5].split(",")[3]])  # line 6, city
+    fit.data_file.write_text("\n".join(lines) + "\n")
+    return ["--target", "dear"]
+
+
+def _empty_target(tmp_path):
+    fit = _fitted_on_frame(tmp_path)
+    lines = fit.data_file.read_text().splitlines()
+    lines[5] = ",".join([*lines[5].split(",")[:3], ""])       # line 6, dear
     fit.data_file.write_text("\n".join(lines) + "\n")
     return ["--target", "dear"]
 
@@ -372,8 +380,10 @@ def _runtime_version():
     (_forgotten_target, ["not known to the model: dear). If it is the target, pass --target dear"]),
     (_forgotten_target_by_position, ["the model takes 4 features; the CSV has 5 columns",
                                      "If one of them is the target, pass --target <column>"]),
-    (_empty_cells, ["has 3 empty cells; reference data must be complete: line 3 'rooms', "
-                    "line 6 'city', line 6 'dear'"]),
+    (_empty_cells, ["has 2 empty cells; the model cannot take a missing value for city, "
+                    "rooms: line 3 'rooms', line 6 'city'"]),
+    (_empty_target, ["has 1 empty cell; the target column needs a value in every row: "
+                     "line 6 'dear'"]),
     (_many_empty_cells, ["has 80 empty cells", "line 21 'rooms' (and 60 more)"]),
 ])
 def test_packaging_names_the_true_cause_and_the_fix(tmp_path, capsys, monkeypatch, make,

@@ -18,7 +18,8 @@ from typing import Callable
 
 from . import metrics
 from .errors import (ApiError, BadRequest, InvalidSetting, MethodNotAllowed, NotFound,
-                     PayloadTooLarge, ResponseTooLarge, UnsupportedMediaType, detail, error_body)
+                     PayloadTooLarge, ResponseTooLarge, UnsupportedMediaType, detail, error_body,
+                     mlflow_error_body)
 from .events import carried_bytes, lambda_response, request_from_event
 from .inputs import read_rows
 from .model import ModelStore
@@ -218,10 +219,10 @@ class App:
         try:
             resp = self.dispatch(req, timing)
         except ApiError as err:
-            resp = error_response(err)
+            resp = error_response(err, req)
         except Exception:  # a bug: log it whole, answer the one error shape without details
             log.exception("unhandled error")
-            resp = error_response(ApiError("internal error; it has been logged"))
+            resp = error_response(ApiError("internal error; it has been logged"), req)
         return self.finish(req, resp, timing)
 
     def cors_headers(self, req: Request) -> dict:
@@ -307,9 +308,12 @@ def log_invocation(req: Request | None, status: int, timing: dict, total: float)
         scored=timing.get("scored"))))
 
 
-def error_response(err: ApiError) -> Response:
-    """Given an ApiError, return the one JSON error response."""
-    return Response.json(err.status, error_body(err), err.headers)
+def error_response(err: ApiError, req: Request | None = None) -> Response:
+    """Given an ApiError, return the one JSON error response; on MLflow's /invocations, in
+    MLflow's error shape."""
+    mlflow = req is not None and route_of(req.path) == "/invocations"
+    return Response.json(err.status, mlflow_error_body(err) if mlflow else error_body(err),
+                         err.headers)
 
 
 class Misconfigured:
@@ -319,7 +323,7 @@ class Misconfigured:
         self.error = error
 
     def __call__(self, req: Request | None, *, request_id: str | None = None) -> Response:
-        resp = error_response(InvalidSetting(self.error))
+        resp = error_response(InvalidSetting(self.error), req)
         log_invocation(req, resp.status, new_timing(request_id), 0.0)
         return resp
 

@@ -100,6 +100,18 @@ def error_body(err: ApiError) -> dict:
     return {"error": {"code": err.code, "message": err.message, "details": err.details}}
 
 
+# MLflow's error codes (mlflow.protos.databricks_pb2) by HTTP status, for /invocations, whose
+# clients read MLflow's scoring server's error body.
+MLFLOW_CODES = {404: "ENDPOINT_NOT_FOUND", 500: "INTERNAL_ERROR", 503: "TEMPORARILY_UNAVAILABLE"}
+
+
+def mlflow_error_body(err: ApiError) -> dict:
+    """Given an ApiError, return the body MLflow's scoring server answers a failure with:
+    {"error_code", "message"}, and this API's details naming each field."""
+    code = MLFLOW_CODES.get(err.status, "BAD_REQUEST" if err.status < 500 else "INTERNAL_ERROR")
+    return {"error_code": code, "message": err.message, "details": err.details}
+
+
 def detail(field: str, code: str, message: str, *, row: int | None = None, **extra) -> dict:
     """Given what is wrong with one field, return one entry of an error's `details`."""
     d = {"field": field[:100], "code": code, "message": message, **extra}

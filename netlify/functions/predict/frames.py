@@ -1,4 +1,5 @@
-"""What the estimator is called with: a NumPy array, or a pandas DataFrame for models that need one.
+"""What the estimator is called with: a NumPy array, a pandas DataFrame for models that need
+one, or one column of text for a text pipeline fitted on a list of strings.
 
 Owns: the manifest's `input` entry (`container`, and for a DataFrame its `columns` and
 `dtypes`), and building that input from validated rows. pandas is imported here only, and
@@ -16,8 +17,10 @@ from .errors import ModelUnavailable
 
 ARRAY = "array"
 DATAFRAME = "dataframe"
-# The dtype of each feature type in the DataFrame: what read_csv would give a fitted model.
-DTYPES = {"number": "float64", "integer": "int64", "categorical": "object"}
+COLUMN = "column"  # a 1-D array of the one feature's values (e.g. a vectorizer's documents)
+# The dtype of each feature type in the DataFrame: what read_csv would give a fitted model
+# (an integer column with missing values reads as float64).
+DTYPES = {"number": "float64", "integer": "int64", "categorical": "object", "text": "object"}
 
 log = logging.getLogger("predict")
 
@@ -25,7 +28,7 @@ log = logging.getLogger("predict")
 class InputSpec(TypedDict, total=False):
     """The manifest's `input`: what packaging found the model takes, and what the function builds."""
 
-    container: str  # ARRAY or DATAFRAME
+    container: str  # ARRAY, DATAFRAME or COLUMN
     reason: str  # why, in words (e.g. "fitted on a pandas DataFrame; ...")
     columns: list[str]  # DATAFRAME only: the column order, the model's feature_names_in_
     dtypes: dict[str, str]  # DATAFRAME only: each column's dtype, one of DTYPES' values
@@ -36,7 +39,8 @@ def input_spec(features: list[dict], container: str, reason: str) -> InputSpec:
     spec = {"container": container, "reason": reason}
     if container == DATAFRAME:
         spec["columns"] = [f["name"] for f in features]
-        spec["dtypes"] = {f["name"]: DTYPES[f["type"]] for f in features}
+        spec["dtypes"] = {f["name"]: "float64" if f["type"] == "integer" and f.get("optional")
+                          else DTYPES[f["type"]] for f in features}
     return spec
 
 
@@ -64,6 +68,8 @@ def _pandas():
 
 def model_input(X: np.ndarray, manifest: dict):
     """Given validated rows in feature order, return what the estimator is called with."""
+    if (manifest.get("input") or {}).get("container") == COLUMN:
+        return X[:, 0]
     if not needs_dataframe(manifest):
         return X
     pd = _pandas()

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from typing import Any, Literal, NotRequired, TypedDict
 
-FEATURE_TYPES = ("number", "integer", "categorical")
+FEATURE_TYPES = ("number", "integer", "categorical", "text")
 TASKS = ("classification", "regression")
 
 
 class Feature(TypedDict):
     name: str
-    type: Literal["number", "integer", "categorical"]
+    type: Literal["number", "integer", "categorical", "text"]
+    optional: NotRequired[bool]  # the model accepts a missing value (NaN, or None) for it
+    max_length: NotRequired[int]  # "text" only: the most characters a value may have
     label: NotRequired[str]
     description: NotRequired[str]
     unit: NotRequired[str]
@@ -76,6 +78,11 @@ def _check_feature(i: int, feature: object) -> None:
     if feature["type"] == "categorical" and not (isinstance(feature.get("categories"), list)
                                                  and feature["categories"]):
         raise ManifestError(f"features[{i}] is categorical without categories")
+    if feature["type"] == "text" and not (type(feature.get("max_length")) is int
+                                          and feature["max_length"] > 0):
+        raise ManifestError(f"features[{i}] is text without a positive whole max_length")
+    if not isinstance(feature.get("optional", False), bool):
+        raise ManifestError(f"features[{i}].optional is not true or false")
     for key in ("min", "max"):
         if feature.get(key) is not None and not isinstance(feature[key], (int, float)):
             raise ManifestError(f"features[{i}].{key} is not a number")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 
-from .inputs import MAX_MAGNITUDE
+from .inputs import MAX_MAGNITUDE, NUMERIC_TYPES, PARAMS
 
 EXPLAIN_VALUES = ("true", "false", "1", "0")
 
@@ -36,8 +36,12 @@ def _feature_schema(feature: dict) -> dict:
         schema["description"] += (f" Range seen in training: {feature['min']:g} to "
                                   f"{feature['max']:g}; values outside it are accepted, "
                                   "with a warning.")
-    if feature["type"] != "categorical":
+    if feature["type"] in NUMERIC_TYPES:
         schema["description"] += f" At most {LARGEST_WORDS}, in size."
+    if feature["type"] == "text":
+        schema["description"] += f" Any text of at most {feature['max_length']:,} characters."
+    if feature.get("optional"):
+        schema["description"] += " May be null or left out: not measured."
     if feature.get("median") is not None:
         schema["examples"] = [readable(feature["median"])]
     return schema
@@ -51,9 +55,14 @@ LARGEST_WORDS = "the largest 32-bit float, about 3.4 × 10³⁸"
 
 def _value_type(feature: dict) -> dict:
     """Return the JSON Schema of one feature's value, without its description."""
+    optional = bool(feature.get("optional"))
     if feature["type"] == "categorical":
-        return {"enum": feature["categories"]}
-    return {"type": feature["type"], "minimum": -MAX_MAGNITUDE, "maximum": MAX_MAGNITUDE}
+        return {"enum": feature["categories"] + [None] * optional}
+    if feature["type"] == "text":
+        return {"type": ["string", "null"] if optional else "string",
+                "maxLength": feature["max_length"]}
+    return {"type": [feature["type"], "null"] if optional else feature["type"],
+            "minimum": -MAX_MAGNITUDE, "maximum": MAX_MAGNITUDE}
 
 
 def _explanation_schema() -> dict:
@@ -128,8 +137,12 @@ WARNING = {"type": "object", "required": ["field", "code", "message"], "properti
 
 def _csv_cell(feature: dict) -> str:
     if feature["type"] == "categorical":
-        return "(" + "|".join(re.escape(_csv_text(str(c))) for c in feature["categories"]) + ")"
-    return r"-?[0-9]{1,6}" if feature["type"] == "integer" else r"-?[0-9]{1,6}(\.[0-9]{1,6})?"
+        cell = "(" + "|".join(re.escape(_csv_text(str(c))) for c in feature["categories"]) + ")"
+    elif feature["type"] == "text":
+        cell = r'("([^"]|"")*"|[^,"\r\n]+)'
+    else:
+        cell = r"-?[0-9]{1,6}" if feature["type"] == "integer" else r"-?[0-9]{1,6}(\.[0-9]{1,6})?"
+    return f"({cell})?" if feature.get("optional") or feature["type"] == "text" else cell
 
 
 def _csv_text(value: str) -> str:
@@ -148,7 +161,8 @@ def _csv_example(manifest: dict) -> str:
     names = [f["name"] for f in manifest["features"]]
     examples = [ex["features"] for ex in manifest.get("examples", [])
                 if set(names) <= set(ex.get("features", {}))]
-    rows = [names] + [[str(readable(ex[n])) for n in names] for ex in examples[:1]]
+    rows = [names] + [["" if ex[n] is None else str(readable(ex[n])) for n in names]
+                      for ex in examples[:1]]
     return "".join(",".join(_csv_text(v) for v in row) + "\n" for row in rows)
 
 
@@ -184,7 +198,8 @@ def openapi_document(manifest: dict, routes, *, max_rows: int, max_body_bytes: i
     features = manifest["features"]
     names = [f["name"] for f in features]
     classification = manifest.get("task") == "classification"
-    row = {"type": "object", "additionalProperties": False, "required": names,
+    row = {"type": "object", "additionalProperties": False,
+           "required": [f["name"] for f in features if not f.get("optional")],
            "properties": {f["name"]: _feature_schema(f) for f in features}}
     value_list = {"type": "array", "minItems": len(names), "maxItems": len(names),
                   "prefixItems": [_feature_schema(f) for f in features], "items": False,
@@ -196,29 +211,40 @@ def openapi_document(manifest: dict, routes, *, max_rows: int, max_body_bytes: i
         else {"anyOf": list(cell_types.values())}
     rows = {"type": "array", "minItems": 1, "maxItems": max_rows,
             "items": {"$ref": "#/components/schemas/Row"}}
+    params = {"type": ["object", "null"], "description": "MLflow's inference parameters: "
+              "accepted and ignored (a scikit-learn estimator's predict takes none)"}
+    columns = {"type": "object", "additionalProperties": False, "minProperties": 1,
+               "required": row["required"],
+               "properties": {f["name"]: {"type": "array", "minItems": 1, "maxItems": max_rows,
+                                          "items": _feature_schema(f)} for f in features},
+               "description": "column-wise (MLflow): each feature's values, one per row"}
     request = {"oneOf": [
         {"type": "object", "required": ["features"], "additionalProperties": False,
-         "properties": {"features": {"$ref": "#/components/schemas/Row"}}},
+         "properties": {"features": {"$ref": "#/components/schemas/Row"}, PARAMS: params}},
         {"type": "object", "required": ["instances"], "additionalProperties": False,
-         "properties": {"instances": {"type": "array", "minItems": 1, "maxItems": max_rows,
+         "properties": {PARAMS: params,
+                        "instances": {"type": "array", "minItems": 1, "maxItems": max_rows,
                                       "items": {"oneOf": [{"$ref": "#/components/schemas/Row"},
                                                           value_list]}}}},
         {"type": "object", "required": ["inputs"], "additionalProperties": False,
-         "properties": {"inputs": {"type": "array", "minItems": 1, "maxItems": max_rows,
-                                   "items": {"oneOf": [{"$ref": "#/components/schemas/Row"},
-                                                       value_list]}}}},
+         "properties": {PARAMS: params, "inputs": {"oneOf": [
+             {"type": "array", "minItems": 1, "maxItems": max_rows,
+              "items": {"oneOf": [{"$ref": "#/components/schemas/Row"}, value_list]}},
+             columns]}}},
         {"type": "object", "required": ["dataframe_records"], "additionalProperties": False,
-         "properties": {"dataframe_records": rows}},
+         "properties": {"dataframe_records": rows, PARAMS: params}},
         {"type": "object", "required": ["dataframe_split"], "additionalProperties": False,
-         "properties": {"params": {}, "dataframe_split": {
+         "properties": {PARAMS: params, "dataframe_split": {
              "type": "object", "required": ["columns", "data"],
              "properties": {"columns": {"type": "array", "items": {"enum": names},
-                                        "uniqueItems": True, "minItems": len(names),
+                                        "uniqueItems": True,
+                                        "minItems": len(row["required"]),
                                         "maxItems": len(names),
-                                        "description": "the feature names, in any order"},
+                                        "description": "the feature names, in any order "
+                                                       "(optional ones may be left out)"},
                             "data": {"type": "array", "minItems": 1, "maxItems": max_rows,
                                      "items": {"type": "array", "items": cell,
-                                               "minItems": len(names),
+                                               "minItems": len(row["required"]),
                                                "maxItems": len(names)}}}}}},
     ]}
     # the labels as the model answers them (JSON numbers or booleans for int, float or bool
@@ -263,9 +289,13 @@ def openapi_document(manifest: dict, routes, *, max_rows: int, max_body_bytes: i
                 "415": _error("content type is neither application/json nor text/csv"),
                 "503": _error("the model is unavailable")}},
     }
+    mlflow_errors = {status: json_ok({"$ref": "#/components/schemas/MlflowError"},
+                                     answer["description"])
+                     for status, answer in operations["predict"]["responses"].items()
+                     if status != "200"}
     operations["invocations"] = {
         "requestBody": operations["predict"]["requestBody"],
-        "responses": {**operations["predict"]["responses"], "200": json_ok(
+        "responses": {**mlflow_errors, "200": json_ok(
             {"type": "object", "required": ["predictions"],
              "properties": {"predictions": {"type": "array", "items": label}}},
             "one prediction per row, in order, as MLflow's scoring server answers")}}
@@ -286,5 +316,12 @@ def openapi_document(manifest: dict, routes, *, max_rows: int, max_body_bytes: i
                 "type": "object", "required": ["code", "message", "details"],
                 "properties": {"code": {"type": "string"}, "message": {"type": "string"},
                                "details": {"type": "array", "items": {"type": "object"}}}}}},
+            "MlflowError": {"type": "object", "required": ["error_code", "message"],
+                            "description": "MLflow's scoring server's error body "
+                                           "(on /invocations only)",
+                            "properties": {"error_code": {"type": "string"},
+                                           "message": {"type": "string"},
+                                           "details": {"type": "array",
+                                                       "items": {"type": "object"}}}},
         }},
     }

@@ -130,6 +130,18 @@ SCORE_COLUMN = "model_score_"
 RANGE_COLUMN = "outside_training_range"  # the features whose value is outside training's range
 
 
+# What a spreadsheet may run as a formula when a cell starts with it (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value):
+    """Given a cell, return it so that no spreadsheet runs it: text starting with a formula
+    character gets a leading single quote (OWASP's rule); numbers are left as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def leaf_shares(estimator) -> bool:
     """Return whether the estimator's class figures are a single tree's leaf shares."""
     return _kind(_final(estimator)) in SINGLE_TREES
@@ -143,9 +155,10 @@ def results_csv(results: list[dict], labels: list[str], *, leaf_share: bool = Fa
     figure = LEAF_SHARE_COLUMN if leaf_share else SCORE_COLUMN
     if not any("probabilities" in r for r in results):
         labels = []  # a regressor, or a classifier without predict_proba: no figure to give
-    writer.writerow(["row", "prediction", *[f"{figure}{c}" for c in labels], RANGE_COLUMN])
+    writer.writerow(map(safe_cell, ["row", "prediction", *[f"{figure}{c}" for c in labels],
+                                    RANGE_COLUMN]))
     for i, r in enumerate(results):
         probs = [r["probabilities"].get(str(c)) for c in labels] if "probabilities" in r else []
-        writer.writerow([i, r.get("label", r.get("value")), *probs,
-                         ";".join(w["field"] for w in r["warnings"])])
+        writer.writerow(map(safe_cell, [i, r.get("label", r.get("value")), *probs,
+                                        ";".join(w["field"] for w in r["warnings"])]))
     return out.getvalue()
