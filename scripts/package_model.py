@@ -17,8 +17,13 @@ import hashlib
 import importlib.util
 import io
 import json
+import os
 import re
+import resource
+import signal
+import subprocess
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -33,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "netlify" / "functi
 import modelcard  # noqa: E402
 from predict import frames  # noqa: E402  the function's own input builder: parity by construction
 from predict.settings import SettingsError, from_env  # noqa: E402
-from predict.unpickle import ForbiddenGlobal, RestrictedUnpickler, check_global  # noqa: E402
+from predict.audit import audit  # noqa: E402
+from predict.unpickle import ForbiddenGlobal, Refused, SafeUnpickler  # noqa: E402
 
 
 CARD_KEYS = {"title", "description", "intended_use", "limitations", "label_descriptions",
@@ -108,31 +114,79 @@ def _why_unreadable(path: Path, exc: Exception) -> str:
             "fitted estimator with pickle.dump(model, f) or joblib.dump(model, path)")
 
 
-# joblib's own wrappers of the arrays it stores after the pickle; the rest goes through the
-# function's allow list.
-JOBLIB_GLOBALS = {("joblib.numpy_pickle", "NumpyArrayWrapper")}
+class _SafeJoblibUnpickler(SafeUnpickler):
+    """The function's checked unpickler, also reading the arrays joblib stores after its pickle
+    (each checked like a pickled one: a rebuilt dtype, exactly the bytes its shape needs)."""
 
+    dispatch = dict(SafeUnpickler.dispatch)
+    WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 
-class _RestrictedJoblibUnpickler(joblib.numpy_pickle.NumpyUnpickler):
-    """joblib's unpickler (it reads plain pickles too) with the function's allow list."""
-
-    trusted: frozenset = frozenset()
+    def __init__(self, fobj, *, size: int, extra: frozenset[str]):
+        super().__init__(fobj, size=size, extra=extra)
+        self.fobj = fobj
 
     def find_class(self, module: str, name: str):
-        if (module, name) in JOBLIB_GLOBALS:
-            return super().find_class(module, name)
-        return check_global(module, name, extra=self.trusted)
+        if (module, name) == self.WRAPPER:
+            from joblib.numpy_pickle import NumpyArrayWrapper
+            self.callables[id(NumpyArrayWrapper)] = NumpyArrayWrapper
+            return NumpyArrayWrapper
+        return super().find_class(module, name)
+
+    def _python_class(self, cls) -> bool:
+        return (getattr(cls, "__module__", None), getattr(cls, "__name__", None)) == \
+            self.WRAPPER or super()._python_class(cls)
+
+    def load_build(self):
+        if (type(self.stack[-2]).__module__, type(self.stack[-2]).__name__) == self.WRAPPER:
+            state = self.stack.pop()
+            self.stack[-1] = self._read_array(state)
+            return
+        super().load_build()
+    dispatch[b"b"[0]] = load_build
+
+    def _read_array(self, state) -> np.ndarray:
+        keys = {"subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes"}
+        if not isinstance(state, dict) or not set(state) <= keys \
+                or state.get("subclass") is not np.ndarray or state.get("order") not in "CF":
+            raise Refused("a joblib array's description is malformed")
+        dtype, shape = self._checked_dtype(state.get("dtype")), state.get("shape")
+        count = int(np.prod(shape, dtype=object)) if isinstance(shape, tuple) else -1
+        if dtype.hasobject:
+            inner = _SafeJoblibUnpickler(self.fobj, size=self.size, extra=self.extra)
+            array = inner.load()
+            if not isinstance(array, np.ndarray) or array.shape != shape:
+                raise Refused("a joblib object array does not match its description")
+            return array
+        if state.get("numpy_array_alignment_bytes") is not None:
+            padding = self.fobj.read(1)
+            if padding and padding[0]:
+                self.fobj.read(padding[0])
+        chunks, left = [], count * dtype.itemsize
+        while left > 0:
+            chunk = self.fobj.read(min(left, 1 << 24))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        if count < 0 or left != 0 or dtype.itemsize == 0:
+            raise Refused(f"a joblib array needs {count * dtype.itemsize} bytes; the file "
+                          f"carries {len(data)}")
+        array = np.frombuffer(bytearray(data), dtype=dtype)
+        array = array.reshape(shape[::-1]).T if state["order"] == "F" else array.reshape(shape)
+        return array.astype(dtype.newbyteorder("=")) if dtype.byteorder == ">" else array
 
 
 def _restricted_joblib_load(data: bytes, trusted: frozenset):
-    """Given a pickle or joblib file's bytes (compressed or not), return the object, refusing
-    any global outside the allow list before it is imported (ForbiddenGlobal)."""
+    """Given a pickle or joblib file's bytes (compressed or not), return the object rebuilt and
+    audited by the function's own checks, refusing any global outside the allow list before it
+    is imported (ForbiddenGlobal) and anything else a model never holds (Refused)."""
     from joblib.numpy_pickle_utils import _validate_fileobject_and_memmap
 
     with _validate_fileobject_and_memmap(io.BytesIO(data), "", None) as (fobj, _):
-        unpickler = _RestrictedJoblibUnpickler("", fobj, ensure_native_byte_order=True)
-        unpickler.trusted = frozenset(trusted)
-        return unpickler.load()
+        obj = _SafeJoblibUnpickler(fobj, size=len(data), extra=frozenset(trusted)).load()
+    audit(obj, extra=frozenset(trusted))
+    return obj
 
 
 def _why_forbidden(path: Path, exc: ForbiddenGlobal) -> str:
@@ -189,6 +243,9 @@ def load_estimator(path: Path, *, allow_version_mismatch: bool = False):
             estimator = _restricted_joblib_load(data, trusted)
         except ForbiddenGlobal as exc:
             raise PackagingError(_why_forbidden(path, exc)) from None
+        except Refused as exc:
+            raise PackagingError(f"{path} is refused: {exc}. It is not a pickle scikit-learn "
+                                 "writes for a fitted model; do not serve it") from None
         except Exception as exc:  # unpickling can fail in many ways; each is explained
             raise PackagingError(_why_unreadable(path, exc)) from None
     written = _version_mismatch(caught, path, allow_version_mismatch)
@@ -211,11 +268,11 @@ def load_estimator(path: Path, *, allow_version_mismatch: bool = False):
     return estimator, source
 
 
-class _Recorder(RestrictedUnpickler):
+class _Recorder(SafeUnpickler):
     """The function's restricted unpickler, noting every global (module, name) it is asked for."""
 
-    def __init__(self, file, *, extra: frozenset[str]):
-        super().__init__(file, extra=extra)
+    def __init__(self, file, *, size: int, extra: frozenset[str]):
+        super().__init__(file, size=size, extra=extra)
         self.found: set[tuple[str, str]] = set()
 
     def find_class(self, module: str, name: str):
@@ -226,12 +283,16 @@ class _Recorder(RestrictedUnpickler):
 def served_globals(estimator, path: Path) -> set[tuple[str, str]]:
     """Return the (module, name) globals the estimator's served pickle names, unpickling it as
     the function will; PackagingError for a pickle the function would refuse."""
-    recorder = _Recorder(io.BytesIO(modelcard.stable_pickle(estimator)),
+    data = modelcard.stable_pickle(estimator)
+    recorder = _Recorder(io.BytesIO(data), size=len(data),
                          extra=frozenset(from_env().trusted_globals))
     try:
         recorder.load()
     except ForbiddenGlobal as exc:
         raise PackagingError(_why_forbidden(path, exc)) from None
+    except Refused as exc:
+        raise PackagingError(f"{path}: the function would refuse the served pickle: {exc}") \
+            from None
     return recorder.found
 
 

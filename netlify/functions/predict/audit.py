@@ -12,6 +12,8 @@ state that the unpickler runs before scikit-learn's C code ever holds them.
 from __future__ import annotations
 
 import math
+import types
+from functools import partial
 
 import numpy as np
 
@@ -27,6 +29,8 @@ OBJECT_ARRAYS = {"classes_", "categories_", "feature_names_in_", "statistics_",
                  "_feature_names_in", "categories", "estimators_", "drop_idx_", "_columns",
                  "_infrequent_indices", "infrequent_categories_", "_default_to_infrequent_mappings"}
 KERNELS = {"linear", "poly", "rbf", "sigmoid"}
+FUNCTION_TYPES = (types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+                  types.BuiltinMethodType, np.ufunc, partial)
 FOREIGN = ("numpy.random", "sklearn._loss._loss")  # state NumPy or Cython checks itself
 
 
@@ -75,7 +79,7 @@ class _Audit:
             if not issubclass(obj, np.generic):
                 raise _refuse(path, f"holds the class {obj.__qualname__[:60]}, which no "
                                     "scikit-learn model keeps as a value")
-        elif callable(obj) and not hasattr(obj, "get_params"):
+        elif isinstance(obj, FUNCTION_TYPES):
             self.callable(obj, path)
         else:
             self.instance(obj, path)
@@ -101,9 +105,9 @@ class _Audit:
                 self.walk(v, f"{path}[{i}]")
 
     def callable(self, f, path: str) -> None:
-        from functools import partial
         if isinstance(f, partial):
-            if _name(f.func) != "sklearn.utils.validation.check_array" or f.args \
+            func = f"{getattr(f.func, '__module__', '')}.{getattr(f.func, '__qualname__', '')}"
+            if func != "sklearn.utils.validation.check_array" or f.args \
                     or not all(isinstance(k, str) for k in f.keywords):
                 raise _refuse(path, "a partial function scikit-learn itself would not build")
             for k, v in f.keywords.items():
@@ -147,7 +151,7 @@ class _Audit:
                                                 "scikit-learn's prediction methods")
         for attr in ("func", "inverse_func"):
             f = vars(est).get(attr)
-            if f is not None and not (callable(f) and (isinstance(f, __import__("functools").partial)
+            if f is not None and not (callable(f) and (isinstance(f, partial)
                                                        or _vetted_function(f, self.extra))):
                 raise _refuse(f"{path}.{attr}", "is not a vetted NumPy ufunc or scikit-learn "
                                                 "function")
