@@ -454,12 +454,109 @@ def _pandas_requirement() -> list[str]:
     return [f"pandas=={pandas.__version__}"]
 
 
+# The isolated first load and predictions of a user's file (see isolate()).
+TRIAL_CPU_S = 60  # CPU seconds
+TRIAL_WALL_S = 120  # seconds on the clock (a process blocked on I/O uses no CPU)
+TRIAL_MEMORY = 640 << 20  # bytes of address space, plus 8 times the model file's size
+TRIAL_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
+             "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+             "JOBLIB_MULTIPROCESSING": "0"}
+TRIAL_MARK = "package_model refused: "  # the child's PackagingError follows it on stderr
+# The child finds modules where this process does (a TRUSTED_GLOBALS module, or naming one
+# that is missing).
+TRIAL_CODE = ("import json, sys; sys.path[:0] = json.loads(sys.argv[1]); import package_model; "
+              "sys.exit(package_model.trial_main(sys.argv[2:]))")
+
+
+def trial_main(argv: list[str]) -> int:
+    """In the isolated child: load the model file (checked and audited) and predict the
+    reference rows as the function will; exit 2 with the PackagingError on stderr."""
+    model, data, target, allow = argv
+    try:
+        estimator, _ = load_estimator(Path(model), allow_version_mismatch=allow == "1")
+        found = served_globals(estimator, Path(model))
+        columns, rows, _ = read_reference(Path(data), target or None)
+        names = feature_order(estimator, columns, target or None)
+        X, types = build_matrix(columns, rows, names)
+        features = [{"name": n, "type": t} for n, t in zip(names, types)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            spec, _ = choose_input(estimator, X, features, found)
+            Xm = frames.model_input(X, {"input": spec})
+            for method in ("predict", "predict_proba", "decision_function"):
+                if hasattr(estimator, method):
+                    _predict_with(estimator, method, Xm)
+    except PackagingError as exc:
+        print(TRIAL_MARK + str(exc), file=sys.stderr)
+        return 2
+    return 0
+
+
+def _predict_with(estimator, method: str, X):
+    try:
+        return getattr(estimator, method)(X)
+    except Exception:  # the parent reports a model that cannot predict, with its words
+        return None
+
+
+def _trial_limits(memory: int) -> None:
+    """In the child, before it runs Python: CPU, address space, no file writes, no core file."""
+    os.setsid()
+    for limit, value in ((resource.RLIMIT_CPU, TRIAL_CPU_S), (resource.RLIMIT_AS, memory),
+                         (resource.RLIMIT_FSIZE, 0), (resource.RLIMIT_CORE, 0)):
+        resource.setrlimit(limit, (value, value))
+
+
+def isolate(model_path: Path, data_path: Path, *, target: str | None,
+            allow_version_mismatch: bool) -> None:
+    """Load the user's file and predict the reference rows first in a child process that cannot
+    write a file, runs out of CPU and memory quickly, holds none of this environment's secrets
+    and works in an empty scratch directory; PackagingError unless it passed there."""
+    try:
+        size = model_path.stat().st_size
+    except OSError as exc:
+        raise PackagingError(f"cannot read {model_path}: {exc.strerror}") from None
+    memory = TRIAL_MEMORY + 8 * size
+    env = dict(TRIAL_ENV)
+    if "TRUSTED_GLOBALS" in os.environ:
+        env["TRUSTED_GLOBALS"] = os.environ["TRUSTED_GLOBALS"]
+    path = [str(Path(__file__).resolve().parent)] + [p for p in sys.path if p]
+    argv = [sys.executable, "-I", "-W", "ignore", "-c", TRIAL_CODE, json.dumps(path),
+            str(model_path.resolve()), str(data_path.resolve()), target or "",
+            "1" if allow_version_mismatch else "0"]
+    limits = (f"limits: {TRIAL_CPU_S} s of CPU, {memory >> 20} MB of memory, no file "
+              "writes")
+    with tempfile.TemporaryDirectory(prefix="package-model-trial-") as scratch:
+        try:
+            done = subprocess.run(argv, cwd=scratch, env={**env, "HOME": scratch,
+                                                          "TMPDIR": scratch},
+                                  preexec_fn=lambda: _trial_limits(memory),
+                                  capture_output=True, text=True, timeout=TRIAL_WALL_S)
+        except subprocess.TimeoutExpired:  # run() has killed the child
+            raise PackagingError(f"{model_path}: loading it and predicting the reference rows "
+                                 f"did not finish within {TRIAL_WALL_S} s in an isolated "
+                                 "process; refused") from None
+    if done.returncode == 2 and TRIAL_MARK in done.stderr:
+        raise PackagingError(done.stderr.rpartition(TRIAL_MARK)[2].strip())
+    message = done.stderr.strip().splitlines()
+    if done.returncode < 0:
+        raise PackagingError(f"{model_path}: loading it and predicting the reference rows in an "
+                             f"isolated process ended by {signal.Signals(-done.returncode).name} "
+                             f"({limits}); refused")
+    if done.returncode != 0:
+        last = message[-1][:300] if message else "no message"
+        raise PackagingError(f"{model_path}: loading it and predicting the reference rows in an "
+                             f"isolated process failed ({last}; {limits}); refused")
+
+
 def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | None = None,
             name: str | None = None, version: str = "1.0.0", description: str = "",
             positive: str | None = None, card_path: Path | None = None,
             allow_version_mismatch: bool = False) -> dict:
     """Package a pickled (or joblib) estimator and its reference CSV into out_dir; return the
-    manifest."""
+    manifest. The file is first loaded and run in an isolated process (isolate()); only what
+    passed there is loaded here and written as the served artifact."""
+    isolate(model_path, data_path, target=target, allow_version_mismatch=allow_version_mismatch)
     estimator, source = load_estimator(model_path, allow_version_mismatch=allow_version_mismatch)
     found = served_globals(estimator, model_path)
     columns, rows, y_text = read_reference(data_path, target)
