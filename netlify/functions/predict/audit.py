@@ -28,6 +28,11 @@ DISPATCH_ATTRS = {"stack_method_", "response_method", "_response_method"}
 OBJECT_ARRAYS = {"classes_", "categories_", "feature_names_in_", "statistics_",
                  "_feature_names_in", "categories", "estimators_", "drop_idx_", "_columns",
                  "_infrequent_indices", "infrequent_categories_", "_default_to_infrequent_mappings"}
+# Where an estimator keeps the estimators it calls: each must be one (or "drop", "passthrough").
+SLOTS = {"steps", "transformers", "transformers_", "transformer_list", "estimators",
+         "estimators_", "estimator", "estimator_", "final_estimator", "final_estimator_",
+         "named_estimators_", "best_estimator_", "base_estimator", "base_estimator_",
+         "transformer", "transformer_", "regressor", "regressor_", "init_"}
 KERNELS = {"linear", "poly", "rbf", "sigmoid"}
 FUNCTION_TYPES = (types.FunctionType, types.BuiltinFunctionType, types.MethodType,
                   types.BuiltinMethodType, np.ufunc, partial)
@@ -155,6 +160,11 @@ class _Audit:
                                                        or _vetted_function(f, self.extra))):
                 raise _refuse(f"{path}.{attr}", "is not a vetted NumPy ufunc or scikit-learn "
                                                 "function")
+        for attr in SLOTS & set(vars(est)):
+            for where, part in _slot_parts(vars(est)[attr], f"{path}.{attr}"):
+                if not (part is None or hasattr(part, "get_params")
+                        or (isinstance(part, str) and part in ("drop", "passthrough", "zero"))):
+                    raise _refuse(where, "is not an estimator, yet the estimator calls it as one")
         n = vars(est).get("n_features_in_")
         if n is not None and not (type(n) is int or isinstance(n, np.integer)):
             raise _refuse(f"{path}.n_features_in_", "is not a whole number")
@@ -177,6 +187,25 @@ class _Audit:
             raise _refuse(path, f"a malformed sparse matrix ({str(exc)[:80]})") from None
         if m.dtype.hasobject:
             raise _refuse(path, "a sparse matrix of Python objects")
+
+
+def _slot_parts(value, path: str):
+    """Yield (path, part) for each estimator a slot holds: itself, the items of a list or an
+    array, the values of a Bunch, the second item of (name, estimator[, columns]) tuples."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield f"{path}[{str(k)[:40]!r}]", v
+    elif isinstance(value, np.ndarray) and value.dtype.hasobject:
+        for i, v in enumerate(value.flat):
+            yield f"{path}[{i}]", v
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            if isinstance(v, tuple) and len(v) in (2, 3) and isinstance(v[0], str):
+                yield f"{path}[{i}][1]", v[1]
+            else:
+                yield f"{path}[{i}]", v
+    else:
+        yield path, value
 
 
 def _plain_labels(classes) -> bool:
@@ -298,8 +327,10 @@ def _children(path: str, count: int, left: np.ndarray, right: np.ndarray) -> Non
     """Refuse child indices that are out of range or make the walk from the root anything but a
     tree (every child entered once, the root never): no cycle can then be reached."""
     kids = np.concatenate([left, right])
+    if (kids == 0).any():
+        raise _refuse(path, "a node's child is the root (the walk would never end)")
     if ((kids < 1) | (kids >= count)).any():
-        raise _refuse(path, "a node's child is outside the tree")
+        raise _refuse(path, f"a node's child is outside the tree's {count} nodes")
     if len(np.unique(kids)) != len(kids):
         raise _refuse(path, "a node is the child of two nodes (the walk could loop)")
 
@@ -318,33 +349,36 @@ CHECKS = {
 
 # -- state checks run by the unpickler before the compiled object receives its state --------
 
+TREE = "Tree (sklearn.tree._tree.Tree, a decision tree's nodes)"
+
+
 def check_tree_state(tree, state) -> None:
     """Refuse a decision tree's state unless its node table is a well-formed tree over
     tree.n_features features with a value table of the shape the tree was built for."""
     from sklearn.tree._tree import NODE_DTYPE
     if not isinstance(state, dict):
-        raise Refused("a tree's state is not a dict")
+        raise Refused(f"{TREE}: its state is not a dict")
     nodes, values = state.get("nodes"), state.get("values")
     count, depth = state.get("node_count"), state.get("max_depth")
     if not (isinstance(nodes, np.ndarray) and nodes.dtype == NODE_DTYPE and nodes.ndim == 1
             and nodes.flags.c_contiguous and type(count) is int and count == len(nodes) >= 1
             and type(depth) is int and 0 <= depth < count + 1):
-        raise Refused("a tree's node table is malformed")
+        raise Refused(f"{TREE}: its node table is malformed")
     if not (isinstance(values, np.ndarray) and values.dtype == np.float64
             and values.shape == (count, tree.n_outputs, tree.max_n_classes)):
-        raise Refused("a tree's value table does not match its nodes")
+        raise Refused(f"{TREE}: its value table does not match its nodes")
     leaf = nodes["left_child"] == -1
     if ((nodes["right_child"] == -1) != leaf).any():
-        raise Refused("a tree node has one child")
+        raise Refused(f"{TREE}: a node has one child")
     inner = nodes[~leaf]
-    _children("a tree", count, inner["left_child"], inner["right_child"])
+    _children(TREE, count, inner["left_child"], inner["right_child"])
     f = inner["feature"]
     if ((f < 0) | (f >= tree.n_features)).any():
-        raise Refused(f"a tree node tests a feature outside 0..{tree.n_features - 1}")
+        raise Refused(f"{TREE}: a node tests a feature outside 0..{tree.n_features - 1}")
     if not np.isfinite(inner["threshold"]).all():
-        raise Refused("a tree node's threshold is not a finite number")
+        raise Refused(f"{TREE}: a node's threshold is not a finite number")
     if _depth(nodes) > depth:
-        raise Refused("a tree is deeper than its recorded depth")
+        raise Refused(f"{TREE}: deeper than its recorded depth")
 
 
 def _depth(nodes) -> int:
@@ -387,7 +421,8 @@ def check_index_state(index, state) -> None:
                                     and weight.dtype == np.float64))
     ok = ok and _name(metric) in METRICS
     if not ok:
-        raise Refused("a neighbours index's nodes, points or metric disagree")
+        raise Refused(f"{type(index).__name__} (a neighbours index): its nodes, points or "
+                      "metric disagree")
 
 
 def check_metric_state(metric, state) -> None:
