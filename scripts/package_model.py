@@ -19,7 +19,10 @@ import io
 import json
 import os
 import re
+import resource
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import warnings
@@ -37,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "netlify" / "functi
 import modelcard  # noqa: E402
 from predict import frames  # noqa: E402  the function's own input builder: parity by construction
 from predict.settings import SettingsError, from_env  # noqa: E402
-from predict.unpickle import ForbiddenGlobal, RestrictedUnpickler, check_global  # noqa: E402
+from predict.audit import audit  # noqa: E402
+from predict.unpickle import ForbiddenGlobal, Refused, SafeUnpickler  # noqa: E402
 
 
 CARD_KEYS = {"title", "description", "intended_use", "limitations", "label_descriptions",
@@ -112,31 +116,79 @@ def _why_unreadable(path: Path, exc: Exception) -> str:
             "fitted estimator with pickle.dump(model, f) or joblib.dump(model, path)")
 
 
-# joblib's own wrappers of the arrays it stores after the pickle; the rest goes through the
-# function's allow list.
-JOBLIB_GLOBALS = {("joblib.numpy_pickle", "NumpyArrayWrapper")}
+class _SafeJoblibUnpickler(SafeUnpickler):
+    """The function's checked unpickler, also reading the arrays joblib stores after its pickle
+    (each checked like a pickled one: a rebuilt dtype, exactly the bytes its shape needs)."""
 
+    dispatch = dict(SafeUnpickler.dispatch)
+    WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 
-class _RestrictedJoblibUnpickler(joblib.numpy_pickle.NumpyUnpickler):
-    """joblib's unpickler (it reads plain pickles too) with the function's allow list."""
-
-    trusted: frozenset = frozenset()
+    def __init__(self, fobj, *, size: int, extra: frozenset[str]):
+        super().__init__(fobj, size=size, extra=extra)
+        self.fobj = fobj
 
     def find_class(self, module: str, name: str):
-        if (module, name) in JOBLIB_GLOBALS:
-            return super().find_class(module, name)
-        return check_global(module, name, extra=self.trusted)
+        if (module, name) == self.WRAPPER:
+            from joblib.numpy_pickle import NumpyArrayWrapper
+            self.callables[id(NumpyArrayWrapper)] = NumpyArrayWrapper
+            return NumpyArrayWrapper
+        return super().find_class(module, name)
+
+    def _python_class(self, cls) -> bool:
+        return (getattr(cls, "__module__", None), getattr(cls, "__name__", None)) == \
+            self.WRAPPER or super()._python_class(cls)
+
+    def load_build(self):
+        if (type(self.stack[-2]).__module__, type(self.stack[-2]).__name__) == self.WRAPPER:
+            state = self.stack.pop()
+            self.stack[-1] = self._read_array(state)
+            return
+        super().load_build()
+    dispatch[b"b"[0]] = load_build
+
+    def _read_array(self, state) -> np.ndarray:
+        keys = {"subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes"}
+        if not isinstance(state, dict) or not set(state) <= keys \
+                or state.get("subclass") is not np.ndarray or state.get("order") not in "CF":
+            raise Refused("a joblib array's description is malformed")
+        dtype, shape = self._checked_dtype(state.get("dtype")), state.get("shape")
+        count = int(np.prod(shape, dtype=object)) if isinstance(shape, tuple) else -1
+        if dtype.hasobject:
+            inner = _SafeJoblibUnpickler(self.fobj, size=self.size, extra=self.extra)
+            array = inner.load()
+            if not isinstance(array, np.ndarray) or array.shape != shape:
+                raise Refused("a joblib object array does not match its description")
+            return array
+        if state.get("numpy_array_alignment_bytes") is not None:
+            padding = self.fobj.read(1)
+            if padding and padding[0]:
+                self.fobj.read(padding[0])
+        chunks, left = [], count * dtype.itemsize
+        while left > 0:
+            chunk = self.fobj.read(min(left, 1 << 24))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        if count < 0 or left != 0 or dtype.itemsize == 0:
+            raise Refused(f"a joblib array needs {count * dtype.itemsize} bytes; the file "
+                          f"carries {len(data)}")
+        array = np.frombuffer(bytearray(data), dtype=dtype)
+        array = array.reshape(shape[::-1]).T if state["order"] == "F" else array.reshape(shape)
+        return array.astype(dtype.newbyteorder("=")) if dtype.byteorder == ">" else array
 
 
 def _restricted_joblib_load(data: bytes, trusted: frozenset):
-    """Given a pickle or joblib file's bytes (compressed or not), return the object, refusing
-    any global outside the allow list before it is imported (ForbiddenGlobal)."""
+    """Given a pickle or joblib file's bytes (compressed or not), return the object rebuilt and
+    audited by the function's own checks, refusing any global outside the allow list before it
+    is imported (ForbiddenGlobal) and anything else a model never holds (Refused)."""
     from joblib.numpy_pickle_utils import _validate_fileobject_and_memmap
 
     with _validate_fileobject_and_memmap(io.BytesIO(data), "", None) as (fobj, _):
-        unpickler = _RestrictedJoblibUnpickler("", fobj, ensure_native_byte_order=True)
-        unpickler.trusted = frozenset(trusted)
-        return unpickler.load()
+        obj = _SafeJoblibUnpickler(fobj, size=len(data), extra=frozenset(trusted)).load()
+    audit(obj, extra=frozenset(trusted))
+    return obj
 
 
 def _why_forbidden(path: Path, exc: ForbiddenGlobal) -> str:
@@ -193,6 +245,9 @@ def load_estimator(path: Path, *, allow_version_mismatch: bool = False):
             estimator = _restricted_joblib_load(data, trusted)
         except ForbiddenGlobal as exc:
             raise PackagingError(_why_forbidden(path, exc)) from None
+        except Refused as exc:
+            raise PackagingError(f"{path} is refused: {exc}. It is not a pickle scikit-learn "
+                                 "writes for a fitted model; do not serve it") from None
         except Exception as exc:  # unpickling can fail in many ways; each is explained
             raise PackagingError(_why_unreadable(path, exc)) from None
     written = _version_mismatch(caught, path, allow_version_mismatch)
@@ -215,11 +270,11 @@ def load_estimator(path: Path, *, allow_version_mismatch: bool = False):
     return estimator, source
 
 
-class _Recorder(RestrictedUnpickler):
+class _Recorder(SafeUnpickler):
     """The function's restricted unpickler, noting every global (module, name) it is asked for."""
 
-    def __init__(self, file, *, extra: frozenset[str]):
-        super().__init__(file, extra=extra)
+    def __init__(self, file, *, size: int, extra: frozenset[str]):
+        super().__init__(file, size=size, extra=extra)
         self.found: set[tuple[str, str]] = set()
 
     def find_class(self, module: str, name: str):
@@ -230,12 +285,16 @@ class _Recorder(RestrictedUnpickler):
 def served_globals(estimator, path: Path) -> set[tuple[str, str]]:
     """Return the (module, name) globals the estimator's served pickle names, unpickling it as
     the function will; PackagingError for a pickle the function would refuse."""
-    recorder = _Recorder(io.BytesIO(modelcard.stable_pickle(estimator)),
+    data = modelcard.stable_pickle(estimator)
+    recorder = _Recorder(io.BytesIO(data), size=len(data),
                          extra=frozenset(from_env().trusted_globals))
     try:
         recorder.load()
     except ForbiddenGlobal as exc:
         raise PackagingError(_why_forbidden(path, exc)) from None
+    except Refused as exc:
+        raise PackagingError(f"{path}: the function would refuse the served pickle: {exc}") \
+            from None
     return recorder.found
 
 
@@ -598,6 +657,101 @@ def split_rows(n: int, y_text: list[str] | None, *, fraction: float, seed: int,
         raise PackagingError(f"cannot split the reference rows that way: {exc}") from None
 
 
+# The isolated first load and predictions of a user's file (see isolate()).
+TRIAL_CPU_S = 60  # CPU seconds
+TRIAL_WALL_S = 120  # seconds on the clock (a process blocked on I/O uses no CPU)
+TRIAL_MEMORY = 640 << 20  # bytes of address space, plus 8 times the model file's size
+TRIAL_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
+             "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+             "JOBLIB_MULTIPROCESSING": "0"}
+TRIAL_MARK = "package_model refused: "  # the child's PackagingError follows it on stderr
+# The child finds modules where this process does (a TRUSTED_GLOBALS module, or naming one
+# that is missing).
+TRIAL_CODE = ("import json, sys; sys.path[:0] = json.loads(sys.argv[1]); import package_model; "
+              "sys.exit(package_model.trial_main(sys.argv[2:]))")
+
+
+def trial_main(argv: list[str]) -> int:
+    """In the isolated child: load the model file (checked and audited) and predict the
+    reference rows as the function will; exit 2 with the PackagingError on stderr."""
+    model, data, target, allow = argv
+    try:
+        estimator, _ = load_estimator(Path(model), allow_version_mismatch=allow == "1")
+        found = served_globals(estimator, Path(model))
+        columns, rows, _ = read_reference(Path(data), target or None)
+        names = feature_order(estimator, columns, target or None)
+        X, types = build_matrix(columns, rows, names)
+        features = [{"name": n, "type": t} for n, t in zip(names, types)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            spec, _ = choose_input(estimator, X, features, found)
+            Xm = frames.model_input(X, {"input": spec})
+            for method in ("predict", "predict_proba", "decision_function"):
+                if hasattr(estimator, method):
+                    _predict_with(estimator, method, Xm)
+    except PackagingError as exc:
+        print(TRIAL_MARK + str(exc), file=sys.stderr)
+        return 2
+    return 0
+
+
+def _predict_with(estimator, method: str, X):
+    try:
+        return getattr(estimator, method)(X)
+    except Exception:  # the parent reports a model that cannot predict, with its words
+        return None
+
+
+def _trial_limits(memory: int) -> None:
+    """In the child, before it runs Python: CPU, address space, no file writes, no core file."""
+    os.setsid()
+    for limit, value in ((resource.RLIMIT_CPU, TRIAL_CPU_S), (resource.RLIMIT_AS, memory),
+                         (resource.RLIMIT_FSIZE, 0), (resource.RLIMIT_CORE, 0)):
+        resource.setrlimit(limit, (value, value))
+
+
+def isolate(model_path: Path, data_path: Path, *, target: str | None,
+            allow_version_mismatch: bool) -> None:
+    """Load the user's file and predict the reference rows first in a child process that cannot
+    write a file, runs out of CPU and memory quickly, holds none of this environment's secrets
+    and works in an empty scratch directory; PackagingError unless it passed there."""
+    try:
+        size = model_path.stat().st_size
+    except OSError as exc:
+        raise PackagingError(f"cannot read {model_path}: {exc.strerror}") from None
+    memory = TRIAL_MEMORY + 8 * size
+    env = dict(TRIAL_ENV)
+    if "TRUSTED_GLOBALS" in os.environ:
+        env["TRUSTED_GLOBALS"] = os.environ["TRUSTED_GLOBALS"]
+    path = [str(Path(__file__).resolve().parent)] + [p for p in sys.path if p]
+    argv = [sys.executable, "-I", "-W", "ignore", "-c", TRIAL_CODE, json.dumps(path),
+            str(model_path.resolve()), str(data_path.resolve()), target or "",
+            "1" if allow_version_mismatch else "0"]
+    limits = (f"limits: {TRIAL_CPU_S} s of CPU, {memory >> 20} MB of memory, no file "
+              "writes")
+    with tempfile.TemporaryDirectory(prefix="package-model-trial-") as scratch:
+        try:
+            done = subprocess.run(argv, cwd=scratch, env={**env, "HOME": scratch,
+                                                          "TMPDIR": scratch},
+                                  preexec_fn=lambda: _trial_limits(memory),
+                                  capture_output=True, text=True, timeout=TRIAL_WALL_S)
+        except subprocess.TimeoutExpired:  # run() has killed the child
+            raise PackagingError(f"{model_path}: loading it and predicting the reference rows "
+                                 f"did not finish within {TRIAL_WALL_S} s in an isolated "
+                                 "process; refused") from None
+    if done.returncode == 2 and TRIAL_MARK in done.stderr:
+        raise PackagingError(done.stderr.rpartition(TRIAL_MARK)[2].strip())
+    message = done.stderr.strip().splitlines()
+    if done.returncode < 0:
+        raise PackagingError(f"{model_path}: loading it and predicting the reference rows in an "
+                             f"isolated process ended by {signal.Signals(-done.returncode).name} "
+                             f"({limits}); refused")
+    if done.returncode != 0:
+        last = message[-1][:300] if message else "no message"
+        raise PackagingError(f"{model_path}: loading it and predicting the reference rows in an "
+                             f"isolated process failed ({last}; {limits}); refused")
+
+
 def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | None = None,
             name: str | None = None, version: str = "1.0.0", description: str = "",
             positive: str | None = None, card_path: Path | None = None,
@@ -609,6 +763,11 @@ def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | N
     metrics and examples come from those rows, stated to be unseen in training."""
     if held_out is not None and split is not None:
         raise PackagingError("give either --held-out or --split, not both")
+
+
+    manifest. The file is first loaded and run in an isolated process (isolate()); only what
+    passed there is loaded here and written as the served artifact."""
+    isolate(model_path, data_path, target=target, allow_version_mismatch=allow_version_mismatch)
     estimator, source = load_estimator(model_path, allow_version_mismatch=allow_version_mismatch)
     found = served_globals(estimator, model_path)
     columns, rows, y_text = read_reference(data_path, target)

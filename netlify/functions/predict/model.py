@@ -2,7 +2,8 @@
 
 Owns: `ModelStore`, which reads and checks the manifest, confines the artifact to the model
 directory, checks the pickle's SHA-256 and the scikit-learn version, unpickles it through
-the restricted unpickler, and keeps the loaded model warm. A test builds a fresh store.
+the restricted unpickler and its audit, and keeps the loaded model warm. The load runs in a
+thread of its own and a request waits for it a bounded time. A test builds a fresh store.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import gc
 import hashlib
 import json
 import logging
+import os
+import stat
 import threading
 import time
 from contextlib import contextmanager
@@ -74,6 +77,36 @@ def _broken(reason: str) -> ModelUnavailable:
     return ModelUnavailable("the model is not available: " + reason)
 
 
+def _read_artifact(path: Path, artifact: dict) -> bytes:
+    """Return the bytes of the model file, refusing anything but a regular file no larger than
+    the manifest says (opened without blocking: a FIFO or a device cannot hold the load)."""
+    name = artifact["file"][:100]
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        raise _broken(f"the model file '{name}' is missing") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _broken(f"the model file '{name}' is not a regular file")
+        limit = artifact.get("bytes")
+        if isinstance(limit, int) and info.st_size != limit:
+            raise _broken(f"the model file '{name}' has {info.st_size} bytes; the manifest "
+                          f"says {limit}")
+        chunks, left = [], info.st_size
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 24))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise _broken(f"the model file '{name}' cannot be read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+
+
 class ModelStore:
     """The served model of one model directory: its manifest and estimator, each read once."""
 
@@ -82,6 +115,8 @@ class ModelStore:
         self._lock = threading.Lock()
         self._manifest: Manifest | None = None
         self._model: LoadedModel | None = None
+        self._loading: threading.Thread | None = None
+        self._failure: Exception | None = None
 
     def manifest(self) -> Manifest:
         """Return the checked manifest, read once; ModelUnavailable if it cannot be trusted."""
@@ -101,20 +136,55 @@ class ModelStore:
         """Return whether the model is loaded (warm)."""
         return self._model is not None
 
-    def get(self) -> tuple[LoadedModel, dict]:
+    def get(self, *, timeout: float | None = None) -> tuple[LoadedModel, dict]:
         """Return the loaded model and what this call spent on it, for Server-Timing and logs.
 
-        Loads once, even when many threads ask at the same moment: the call that loads gets
-        {"cold": True, "load": ms}, the ones that waited for it {"wait": ms}, a warm call {}.
+        Loads once, in a thread of its own, even when many threads ask at the same moment: the
+        call that started the load gets {"cold": True, "load": ms}, the ones that waited for it
+        {"wait": ms}, a warm call {}. A call waits at most `timeout` seconds (default: the
+        model_load_timeout setting), then answers ModelUnavailable while the load goes on: a
+        stuck load (a hung network share) never holds a request or a lock.
         """
         if self._model is not None:
             return self._model, {}
+        wait = self.settings.model_load_timeout if timeout is None else timeout
         start = time.perf_counter()
-        with self._lock:
-            if self._model is None:
-                self._model = self._load(self.manifest())
-                return self._model, {"cold": True, "load": self._model.load_ms}
+        manifest = self.manifest()
+        if not self._lock.acquire(timeout=wait):
+            raise _broken(f"the model did not load within {wait:g} s")
+        try:
+            started = self._loading is None and self._model is None
+            if started:
+                self._failure = None
+                self._loading = threading.Thread(target=self._load_in_background,
+                                                 args=(manifest,), name="model-load",
+                                                 daemon=True)
+                self._loading.start()
+            loading = self._loading
+        finally:
+            self._lock.release()
+        if loading is not None:
+            loading.join(max(0.0, wait - (time.perf_counter() - start)))
+        if self._model is None:
+            failure = self._failure
+            if failure is not None and (loading is None or not loading.is_alive()):
+                raise failure
+            raise _broken(f"the model did not load within {wait:g} s; it is still loading")
+        if started:
+            return self._model, {"cold": True, "load": self._model.load_ms}
         return self._model, {"wait": (time.perf_counter() - start) * 1000}
+
+    def _load_in_background(self, manifest: Manifest) -> None:
+        try:
+            self._model = self._load(manifest)
+        except ModelUnavailable as exc:
+            self._failure = exc
+        except Exception as exc:  # a bug, not a bad model: logged with its traceback
+            log.exception("model load failed")
+            self._failure = _broken(f"the model failed to load ({type(exc).__name__})")
+        finally:
+            with self._lock:
+                self._loading = None
 
     def _artifact_path(self, manifest: Manifest) -> Path:
         base = self.settings.model_dir.resolve()
@@ -127,10 +197,7 @@ class ModelStore:
         start = time.perf_counter()
         artifact = manifest["artifact"]
         path = self._artifact_path(manifest)
-        try:
-            data = path.read_bytes()
-        except OSError:
-            raise _broken(f"the model file '{artifact['file'][:100]}' is missing") from None
+        data = _read_artifact(path, artifact)
         if hashlib.sha256(data).hexdigest() != artifact["sha256"]:
             raise _broken("the model file does not match the SHA-256 in the manifest")
         with _collector_paused():
@@ -153,11 +220,13 @@ class ModelStore:
         if sklearn.__version__ != wanted:
             raise _broken(f"the model was written by scikit-learn {str(wanted)[:20]}, "
                           f"this runtime has {sklearn.__version__}")
-        from .unpickle import ForbiddenGlobal, restricted_loads
+        from .unpickle import ForbiddenGlobal, Refused, restricted_loads
         try:
             return restricted_loads(data, extra=self.settings.trusted_globals)
         except ForbiddenGlobal as exc:
             raise _broken(f"{exc}; refused to unpickle it") from None
+        except Refused as exc:
+            raise _broken(f"refused to serve the pickle: {exc}") from None
         except Exception as exc:  # a truncated or foreign pickle fails in many ways
             raise _broken(f"the model file cannot be unpickled ({type(exc).__name__})") from None
 

@@ -45,6 +45,9 @@ class Settings:
     log_level: int = logging.INFO
     # Extra "module.Name" globals a model's pickle may name, beyond scikit-learn's own.
     trusted_globals: tuple[str, ...] = ()
+    # Seconds a request waits for the model to load (unpickle, audit) before it answers 503;
+    # the load goes on in the background and a later request finds it done.
+    model_load_timeout: int = 20
 
     def limits(self) -> dict:
         """Return the request limits, as /api/health reports them."""
@@ -106,7 +109,7 @@ def _globals(name: str, text: str) -> tuple[str, ...]:
 
 
 PARSERS = {"model_dir": _model_dir, "max_rows": _positive_int, "max_body_bytes": _positive_int,
-           "max_response_bytes": _positive_int,
+           "max_response_bytes": _positive_int, "model_load_timeout": _positive_int,
            "cors_origins": _origins, "log_level": _log_level, "trusted_globals": _globals}
 
 
