@@ -760,13 +760,11 @@ def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | N
             text: tuple[str, ...] = (), categorical: tuple[str, ...] = ()) -> dict:
     """Package a pickled (or joblib) estimator and its reference CSV into out_dir; return the
     manifest. With held_out (a CSV) or split (a share of the reference rows), the card's
-    metrics and examples come from those rows, stated to be unseen in training."""
+    metrics and examples come from those rows, stated to be unseen in training. The file is
+    first loaded and run in an isolated process (isolate()); only what passed there is loaded
+    here and written as the served artifact."""
     if held_out is not None and split is not None:
         raise PackagingError("give either --held-out or --split, not both")
-
-
-    manifest. The file is first loaded and run in an isolated process (isolate()); only what
-    passed there is loaded here and written as the served artifact."""
     isolate(model_path, data_path, target=target, allow_version_mismatch=allow_version_mismatch)
     estimator, source = load_estimator(model_path, allow_version_mismatch=allow_version_mismatch)
     found = served_globals(estimator, model_path)
