@@ -97,6 +97,7 @@ def score(loaded: LoadedModel, X: np.ndarray, row_warnings: list[list[dict]], *,
     """Given validated rows and their range warnings, return one result dict per row."""
     estimator = loaded.estimator
     classification = loaded.manifest.get("task") == "classification"
+    rows = X
     X = model_input(X, loaded.manifest)  # a DataFrame for models fitted on one that need it
     predicted, proba = predict_all(estimator, X, classification=classification)
     values = predicted.tolist()
@@ -107,14 +108,31 @@ def score(loaded: LoadedModel, X: np.ndarray, row_warnings: list[list[dict]], *,
         for row, p in zip(results, proba.tolist()):
             row["probabilities"] = dict(zip(classes, p))
     if explain:
+        explanations = [None] * len(results)
+        # The explanations walk complete rows: a row missing a value gets none (null) rather
+        # than one that follows another path than the model's.
+        complete = _complete(rows)
+        if not complete.all():
+            X, predicted = model_input(rows[complete], loaded.manifest), predicted[complete]
         # A single tree's explanation calls the tree without its checks: no context needed.
         with contextlib.nullcontext() if _single_tree(estimator, X) else _validated_input():
-            explanations = explain_rows(estimator, X, loaded.feature_names, list(predicted))
+            explained = explain_rows(estimator, X, loaded.feature_names, list(predicted)) \
+                if len(predicted) else []
+        for i, explanation in zip(np.flatnonzero(complete), explained):
+            explanations[i] = explanation
         for row, explanation in zip(results, explanations):
             row["explanation"] = explanation
     for row, warnings_of_row in zip(results, row_warnings):
         row["warnings"] = warnings_of_row
     return results
+
+
+def _complete(rows: np.ndarray) -> np.ndarray:
+    """Given validated rows, return which have every value (an optional one may be missing)."""
+    if rows.dtype != object:
+        return ~np.isnan(rows).any(axis=1)
+    return np.array([not any(v is None or (isinstance(v, float) and np.isnan(v)) for v in row)
+                     for row in rows], dtype=bool)
 
 
 # What a spreadsheet may run as a formula when a cell starts with it (OWASP, CSV injection).
