@@ -331,7 +331,6 @@ def _cell(value: str, kind: str):
     return float(value) if kind in NUMERIC_TYPES else value
 
 
-TEXT_STEPS = ("build_analyzer",)  # what scikit-learn's text vectorizers have in common
 
 
 def _is_text_step(step) -> bool:
