@@ -274,6 +274,22 @@ def test_packaging_warns_of_a_string_column_that_looks_like_free_text(tmp_path, 
     assert outcomes["--text note"] == ("", "text")
 
 
+def test_packaging_refuses_text_for_a_column_the_model_takes_only_seen_values_of(tmp_path,
+                                                                               capsys):
+    t = table()
+    X = t[["city", "rooms"]]
+    pre = ColumnTransformer([("city", OneHotEncoder(), ["city"]),  # handle_unknown="error"
+                             ("rooms", StandardScaler(), ["rooms"])])
+    est = make_pipeline(pre, LogisticRegression()).fit(X, t["dear"])
+    saved = fitted._save(tmp_path, est, t, "dear", how="pickle", features=["city", "rooms"])
+    code = package_model.main([str(saved.model_file), str(saved.data_file), "--target", "dear",
+                               "--out", str(tmp_path / "out"), "--text", "city"])
+    assert code == 2
+    assert ("--text city: the model cannot predict with a value of that column it has not seen"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
 def test_the_results_csv_neutralises_formula_cells():
     """OWASP's CSV injection rule: text starting with = + - @ TAB or CR gets a quote first;
     numbers, negative ones included, stay numbers."""
