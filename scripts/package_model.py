@@ -419,7 +419,6 @@ def _cell(value: str, kind: str):
     return float(value) if kind in NUMERIC_TYPES else value
 
 
-TEXT_STEPS = ("build_analyzer",)  # what scikit-learn's text vectorizers have in common
 
 
 def _is_text_step(step) -> bool:
@@ -497,6 +496,25 @@ def _vouched_missing(estimator, names: list[str]) -> set[str]:
 
 
 PROBE_ROWS = 5
+UNSEEN_TEXT = "a text that is not in the reference data"
+
+
+def check_new_text(estimator, X: np.ndarray, features: list[dict], spec: dict,
+                   declared: set[str]) -> None:
+    """Refuse a column declared text (--text) in which the model cannot take a new value."""
+    for j, feature in enumerate(features):
+        if feature["name"] not in declared:
+            continue
+        rows = X[:PROBE_ROWS].copy()
+        rows[:, j] = UNSEEN_TEXT
+        try:
+            estimator.predict(frames.model_input(rows, {"input": spec}))
+        except Exception as exc:  # a model may refuse an unseen value in any way
+            raise PackagingError(
+                f"--text {feature['name']}: the model cannot predict with a value of that column "
+                f"it has not seen ({type(exc).__name__}), so it cannot take free text there; "
+                "fit it with a step that takes new values (e.g. OneHotEncoder(handle_unknown="
+                "'ignore'), or a TfidfVectorizer), or leave the column a category") from None
 
 
 def _takes_missing(estimator, X: np.ndarray, j: int, features: list[dict], spec: dict) -> bool:
@@ -815,6 +833,7 @@ def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | N
                                                "of text (a list of strings)"), []
         else:
             spec, requires = choose_input(estimator, X, features, found)
+            check_new_text(estimator, X, features, spec, set(text) - text_columns(estimator, names))
             optional = optional_features(estimator, X, features, spec, path=data_path,
                                          columns=columns, rows=rows)
             for feature in features:

@@ -15,6 +15,8 @@ FIGURES = ["cold start, fresh process to first answer, median",
            "in-process, 1 row, with explanation", "in-process, 1 row, no explanation",
            "in-process, 1000 rows, with explanation", "in-process, 1000 rows, no explanation",
            "in-process through WSGI, 1000 rows, no explanation",
+           "in-process, 1000 rows as lists, no explanation (floor: as objects)",
+           "in-process through WSGI, 1000 rows as lists, no explanation",
            "1,000 rows over HTTP, no explanation", "1,000 rows over HTTP, with explanation",
            "HTTP c=1, req/s", "HTTP c=1, p50 ms", "HTTP c=8, req/s"]
 

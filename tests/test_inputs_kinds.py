@@ -17,6 +17,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.tree import DecisionTreeClassifier
 
 import fitted
 import package_model
@@ -61,6 +62,11 @@ def _no_missing(t):
     return make_pipeline(StandardScaler(), LogisticRegression()).fit(X, t["dear"]), X
 
 
+def _tree(t):
+    X = t[["rooms", "area", "oslo"]]
+    return DecisionTreeClassifier(max_depth=4, random_state=0).fit(X, t["dear"]), X
+
+
 def _text_column(t):
     return make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(t["review"], t["dear"]), \
         t[["review"]]
@@ -74,7 +80,7 @@ def _text_frame(t):
 
 
 BUILDERS = {"hist-nan": _hist_nan, "imputer": _imputer, "imputer-in-columns": _imputer_in_columns,
-            "no-missing": _no_missing, "text-column": _text_column, "text-frame": _text_frame}
+            "no-missing": _no_missing, "tree": _tree, "text-column": _text_column, "text-frame": _text_frame}
 
 
 @pytest.fixture(scope="session")
@@ -116,6 +122,7 @@ def own_answer(estimator, X: pd.DataFrame, kind: str) -> list:
                             "city": ("categorical", False)}),
     ("no-missing", {"rooms": ("integer", False), "area": ("number", False),
                     "oslo": ("integer", False)}),
+    ("tree", {"rooms": ("integer", True), "area": ("number", True), "oslo": ("integer", True)}),
     ("text-column", {"review": ("text", False)}),
     ("text-frame", {"review": ("text", False), "rooms": ("integer", False)}),
 ])
@@ -149,7 +156,7 @@ def bodies_with_gaps(rows: pd.DataFrame) -> dict:
     }
 
 
-@pytest.mark.parametrize("kind", ["hist-nan", "imputer", "imputer-in-columns"])
+@pytest.mark.parametrize("kind", ["hist-nan", "imputer", "imputer-in-columns", "tree"])
 def test_missing_values_get_the_estimators_own_answers(kinds, kind, monkeypatch):
     estimator, X, manifest = serve(kinds, kind, monkeypatch)
     optional = [f["name"] for f in manifest["features"] if f.get("optional")]
@@ -163,6 +170,16 @@ def test_missing_values_get_the_estimators_own_answers(kinds, kind, monkeypatch)
         assert (shape, answer["predictions"]) == (shape, expected)
         assert all(w["field"] not in optional or "range" in w["message"]
                    for r in answer["results"] for w in r["warnings"])
+
+
+def test_a_row_missing_a_value_gets_no_explanation_rather_than_another_path(kinds, monkeypatch):
+    estimator, X, _ = serve(kinds, "tree", monkeypatch)
+    rows = fitted.rows(X.head(2))
+    rows[0]["area"] = None
+    status, _, answer = call(event("POST", "/api/predict", body={"instances": rows}))
+    assert status == 200, answer
+    assert [r["explanation"] is None for r in answer["results"]] == [True, False]
+    assert answer["results"][1]["explanation"]["method"] == "decision_path"
 
 
 @pytest.mark.parametrize("kind, field", [("no-missing", "area"), ("imputer-in-columns", "rooms")])
@@ -255,6 +272,22 @@ def test_packaging_warns_of_a_string_column_that_looks_like_free_text(tmp_path, 
             and "--text 'note'" in warning and "--categorical 'note'" in warning)
     assert outcomes["--categorical note"] == ("", "categorical")
     assert outcomes["--text note"] == ("", "text")
+
+
+def test_packaging_refuses_text_for_a_column_the_model_takes_only_seen_values_of(tmp_path,
+                                                                               capsys):
+    t = table()
+    X = t[["city", "rooms"]]
+    pre = ColumnTransformer([("city", OneHotEncoder(), ["city"]),  # handle_unknown="error"
+                             ("rooms", StandardScaler(), ["rooms"])])
+    est = make_pipeline(pre, LogisticRegression()).fit(X, t["dear"])
+    saved = fitted._save(tmp_path, est, t, "dear", how="pickle", features=["city", "rooms"])
+    code = package_model.main([str(saved.model_file), str(saved.data_file), "--target", "dear",
+                               "--out", str(tmp_path / "out"), "--text", "city"])
+    assert code == 2
+    assert ("--text city: the model cannot predict with a value of that column it has not seen"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "out" / "manifest.json").exists()
 
 
 def test_the_results_csv_neutralises_formula_cells():

@@ -215,9 +215,12 @@ def openapi_document(manifest: dict, routes, *, max_rows: int, max_body_bytes: i
               "accepted and ignored (a scikit-learn estimator's predict takes none)"}
     columns = {"type": "object", "additionalProperties": False, "minProperties": 1,
                "required": row["required"],
-               "properties": {f["name"]: {"type": "array", "minItems": 1, "maxItems": max_rows,
+               "properties": {f["name"]: {"type": "array", "minItems": 1, "maxItems": 1,
                                           "items": _feature_schema(f)} for f in features},
-               "description": "column-wise (MLflow): each feature's values, one per row"}
+               "description": "column-wise (MLflow): each feature's values, one per row. "
+                              "JSON Schema cannot say that every column has the same length, "
+                              "so this schema describes one row; up to the row limit are "
+                              "accepted when every column has as many values"}
     request = {"oneOf": [
         {"type": "object", "required": ["features"], "additionalProperties": False,
          "properties": {"features": {"$ref": "#/components/schemas/Row"}, PARAMS: params}},

@@ -101,6 +101,7 @@ def score(loaded: LoadedModel, X: np.ndarray, row_warnings: list[list[dict]], *,
     # The typical case (each feature's default) that a linear model's explanation starts from.
     reference = None if not explain or None in defaults else \
         model_input(np.array([defaults], dtype=X.dtype), loaded.manifest)
+    rows = X
     X = model_input(X, loaded.manifest)  # a DataFrame for models fitted on one that need it
     predicted, proba = predict_all(estimator, X, classification=classification)
     values = predicted.tolist()
@@ -111,15 +112,31 @@ def score(loaded: LoadedModel, X: np.ndarray, row_warnings: list[list[dict]], *,
         for row, p in zip(results, proba.tolist()):
             row["probabilities"] = dict(zip(classes, p))
     if explain:
+        explanations = [None] * len(results)
+        # The explanations walk complete rows: a row missing a value gets none (null) rather
+        # than one that follows another path than the model's.
+        complete = _complete(rows)
+        if not complete.all():
+            X, predicted = model_input(rows[complete], loaded.manifest), predicted[complete]
         # A single tree's explanation calls the tree without its checks: no context needed.
         with contextlib.nullcontext() if _single_tree(estimator, X) else _validated_input():
-            explanations = explain_rows(estimator, X, loaded.feature_names, list(predicted),
-                                        reference=reference)
+            explained = explain_rows(estimator, X, loaded.feature_names, list(predicted),
+                                     reference=reference) if len(predicted) else []
+        for i, explanation in zip(np.flatnonzero(complete), explained):
+            explanations[i] = explanation
         for row, explanation in zip(results, explanations):
             row["explanation"] = explanation
     for row, warnings_of_row in zip(results, row_warnings):
         row["warnings"] = warnings_of_row
     return results
+
+
+def _complete(rows: np.ndarray) -> np.ndarray:
+    """Given validated rows, return which have every value (an optional one may be missing)."""
+    if rows.dtype != object:
+        return ~np.isnan(rows).any(axis=1)
+    return np.array([not any(v is None or (isinstance(v, float) and np.isnan(v)) for v in row)
+                     for row in rows], dtype=bool)
 
 
 # The CSV answer's columns for each class's figure: a single tree's is the share of the
