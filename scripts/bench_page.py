@@ -9,7 +9,7 @@
    memory for it: the renderer's JS heap (CDP Performance.getMetrics, JSHeapUsedSize) and the
    renderer processes' resident memory, before the file and after its results and download.
 
-    .venv/bin/python scripts/bench_page.py [--rounds 3] [--rows 50000]
+    .venv/bin/python scripts/bench_page.py [--rounds 3] [--rows 50000 (0: no file)] [--reading 4]
 
 Times in the page are taken by the page's clock (performance.now) from the click to the
 answer's section shown. Figures for the README; never a timed test.
@@ -53,7 +53,7 @@ new MutationObserver(() => {
 """
 
 
-def first_check_after_reading(browser, rounds: int) -> dict:
+def first_check_after_reading(browser, rounds: int, reading_s: float) -> dict:
     cold, warm, woke = [], [], []
     for _ in range(rounds):
         runtime = LocalRuntime()  # a fresh process: the model is not loaded
@@ -63,7 +63,7 @@ def first_check_after_reading(browser, rounds: int) -> dict:
             page.add_init_script(CLOCK)
             page.goto("/")
             page.wait_for_selector("#predict-button", state="visible")
-            time.sleep(READING_S)
+            time.sleep(reading_s)
             for _ in range(2):
                 page.click("#predict-button")
                 page.wait_for_function("window.answerTimes.length && !window.clickedAt")
@@ -181,15 +181,30 @@ def big_file(browser, runtime, path: Path, rows: int) -> dict:
     return {"seconds": seconds, "before": before, "after": after, "downloaded": downloaded, "rows_laid_out": laid_out}
 
 
+def report_reading(reading: dict, reading_s: float) -> None:
+    med = statistics.median
+    cold, warm = med(reading["after_reading_ms"]), med(reading["warm_ms"])
+    print(f"first check after {reading_s:g} s of reading, fresh runtime: median {cold:.0f} ms "
+          f"(rounds: {', '.join(f'{t:.0f}' for t in reading['after_reading_ms'])})")
+    print(f"warm check: median {warm:.0f} ms (rounds: {', '.join(f'{t:.0f}' for t in reading['warm_ms'])})")
+    print(f"ratio after reading / warm: {cold / warm:.2f}x; the wake (GET /api/health) answered "
+          f"{med(reading['wake_answered_ms']):.0f} ms after the page started loading (median; "
+          f"rounds: {', '.join(f'{t:.0f}' for t in reading['wake_answered_ms'])})", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--reading", type=float, default=READING_S, help="seconds of reading")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p, tempfile.TemporaryDirectory() as tmp:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        reading = first_check_after_reading(browser, args.rounds)
+        reading = first_check_after_reading(browser, args.rounds, args.reading)
+        report_reading(reading, args.reading)
+        if not args.rows:
+            return
         path = Path(tmp) / "rows.csv"
         values = write_rows(path, args.rows)
         size_mb = path.stat().st_size / 2**20
@@ -204,12 +219,6 @@ def main() -> None:
             runtime.stop()
         browser.close()
     med = statistics.median
-    cold, warm = med(reading["after_reading_ms"]), med(reading["warm_ms"])
-    print(f"first check after {READING_S:g} s of reading, fresh runtime: median {cold:.0f} ms "
-          f"(rounds: {', '.join(f'{t:.0f}' for t in reading['after_reading_ms'])})")
-    print(f"warm check: median {warm:.0f} ms (rounds: {', '.join(f'{t:.0f}' for t in reading['warm_ms'])})")
-    print(f"ratio after reading / warm: {cold / warm:.2f}x; the wake (GET /api/health) answered "
-          f"{med(reading['wake_answered_ms']):.0f} ms after the page started loading (median)")
     page_s, loop_s = [r["seconds"] for r in pages], loops
     print(f"{args.rows} rows ({size_mb:.1f} MB) on the batch page, click to results: median {med(page_s):.2f} s "
           f"(rounds: {', '.join(f'{s:.2f}' for s in page_s)})")

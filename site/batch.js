@@ -123,7 +123,7 @@ function fillTable(table, headings, rows) {
 function showPreview() {
   const u = upload;
   const bad = u.problems.size;
-  page.summary.textContent = `${u.rows} rows read; ${bad} with problems. Rows with problems are not sent: they are marked in the results.`;
+  page.summary.textContent = `${u.rows} row${u.rows === 1 ? "" : "s"} read; ${bad} with problems. Rows with problems are not sent: they are marked in the results.`;
   const items = [];
   for (const name of u.duplicated) {
     items.push(`The column “${name}” appears more than once: each measurement needs exactly one column, so this file cannot be checked. Remove or rename the extra column.`);

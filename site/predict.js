@@ -42,8 +42,8 @@ function findElements() {
 const nameOf = (feature) => featureLabel(feature);
 const labelText = (name) => (inputs.has(name) ? nameOf(inputs.get(name).feature) : name);
 const quoted = (label) => `“${className(label)}”`;
-const cannotBeNegative = (f) => isNumeric(f) && typeof f.min === "number" && f.min >= 0;
 const isNumeric = (f) => f.type === "number" || f.type === "integer";
+const cannotBeNegative = (f) => isNumeric(f) && typeof f.min === "number" && f.min >= 0;
 const isEmpty = ({ input }) => input.value.trim() === "";
 
 // ---- The form ------------------------------------------------------------------------------

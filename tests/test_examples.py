@@ -60,16 +60,17 @@ def has_prediction(text):
     return any(re.search(rf"\b{re.escape(label)}\b", text) for label in LABELS)
 
 
-def run_example(lang, code, url, cwd):
-    """Run one block as written (the local URL made the runtime's); return a list of problems."""
+def run_example(lang, code, url, cwd, scratch):
+    """Run one block as written in cwd (the local URL made the runtime's), with scratch as
+    curl's home; return a list of problems."""
     code = LOCAL.sub(url, code)
     if lang == "sh":
         # The block runs as a script, as written; curl reads $CURL_HOME/.curlrc, which makes
         # it add a marked status line after each answer.
         commands = curl_commands(code)
-        (cwd / ".curlrc").write_text('write-out = "\\n@@ %{http_code}\\n"\n')
+        (scratch / ".curlrc").write_text('write-out = "\\n@@ %{http_code}\\n"\n')
         out = subprocess.run(["bash", "-e", "-c", code], cwd=cwd, capture_output=True, text=True,
-                             timeout=120, env={"PATH": "/usr/bin:/bin", "CURL_HOME": str(cwd)})
+                             timeout=120, env={"PATH": "/usr/bin:/bin", "CURL_HOME": str(scratch)})
         parts = re.split(r"\n@@ (\d{3})\n", out.stdout)
         answers = list(zip(parts[0::2], parts[1::2]))
         if out.returncode != 0 or not commands or len(answers) != len(commands):
@@ -111,7 +112,7 @@ def test_the_readme_has_an_example_for_every_route():
 def test_each_documented_example_runs_as_written(runtime, tmp_path, where, lang, code):
     host = runtime.url.removeprefix("http://")
     # The README's examples read files of the checkout (model/sample.csv): run them there.
-    assert run_example(lang, code, host, ROOT if lang == "sh" else tmp_path) == []
+    assert run_example(lang, code, host, ROOT if lang == "sh" else tmp_path, tmp_path) == []
 
 
 @pytest.mark.browser
@@ -128,5 +129,5 @@ def test_each_example_of_the_developers_page_runs_as_written(browser, runtime, t
     for b in blocks:
         if b["file"]:
             (tmp_path / b["file"]).write_text(b["code"])
-    problems = [p for b in blocks if not b["file"] for p in run_example(b["lang"], b["code"], runtime.url, tmp_path)]
+    problems = [p for b in blocks if not b["file"] for p in run_example(b["lang"], b["code"], runtime.url, tmp_path, tmp_path)]
     assert problems == []
