@@ -464,20 +464,10 @@ def split_rows(n: int, y_text: list[str] | None, *, fraction: float, seed: int,
         raise PackagingError(f"cannot split the reference rows that way: {exc}") from None
 
 
-def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | None = None,
-            name: str | None = None, version: str = "1.0.0", description: str = "",
-            positive: str | None = None, card_path: Path | None = None,
-            allow_version_mismatch: bool = False, held_out: Path | None = None,
-            split: float | None = None, seed: int = 0, stratify: bool = False) -> dict:
-    """Package a pickled (or joblib) estimator and its reference CSV into out_dir; return the
-    manifest. With held_out (a CSV) or split (a share of the reference rows), the card's
-    metrics and examples come from those rows, stated to be unseen in training."""
-    if held_out is not None and split is not None:
-        raise PackagingError("give either --held-out or --split, not both")
-    estimator, source = load_estimator(model_path, allow_version_mismatch=allow_version_mismatch)
-    found = served_globals(estimator, model_path)
-    columns, rows, y_text = read_reference(data_path, target)
-    names = feature_order(estimator, columns, target)
+def rows_to_score(columns, rows, y_text, names, *, data_path: Path, target: str | None,
+                  held_out: Path | None, split: float | None, seed: int, stratify: bool):
+    """Return the training rows (for the feature schema), the feature types, the Evaluation
+    (held-out rows when stated, else the reference rows) and the manifest's training_data."""
     training_data = {"reference": data_path.name, "rows": len(rows)}
     test_rows, test_y = held_out_rows(held_out, columns, target) if held_out else ([], None)
     X_all, types = build_matrix(columns, rows + test_rows, names)
@@ -502,6 +492,26 @@ def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | N
         evaluation = Evaluation(X, y_text, held_out=False, data=(
             f"the reference data {data_path.name}; if the model was trained on it, these "
             "scores are optimistic"))
+    return X, types, evaluation, training_data
+
+
+def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | None = None,
+            name: str | None = None, version: str = "1.0.0", description: str = "",
+            positive: str | None = None, card_path: Path | None = None,
+            allow_version_mismatch: bool = False, held_out: Path | None = None,
+            split: float | None = None, seed: int = 0, stratify: bool = False) -> dict:
+    """Package a pickled (or joblib) estimator and its reference CSV into out_dir; return the
+    manifest. With held_out (a CSV) or split (a share of the reference rows), the card's
+    metrics and examples come from those rows, stated to be unseen in training."""
+    if held_out is not None and split is not None:
+        raise PackagingError("give either --held-out or --split, not both")
+    estimator, source = load_estimator(model_path, allow_version_mismatch=allow_version_mismatch)
+    found = served_globals(estimator, model_path)
+    columns, rows, y_text = read_reference(data_path, target)
+    names = feature_order(estimator, columns, target)
+    X, types, evaluation, training_data = rows_to_score(
+        columns, rows, y_text, names, data_path=data_path, target=target, held_out=held_out,
+        split=split, seed=seed, stratify=stratify)
     card = read_card(card_path, names)
     features = [{"name": n, "type": t} for n, t in zip(names, types)]
     with warnings.catch_warnings():
