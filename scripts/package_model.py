@@ -770,6 +770,38 @@ def isolate(model_path: Path, data_path: Path, *, target: str | None,
                              f"isolated process failed ({last}; {limits}); refused")
 
 
+def rows_to_score(columns, rows, y_text, names, *, data_path: Path, target: str | None,
+                  held_out: Path | None, split: float | None, seed: int, stratify: bool,
+                  text: frozenset[str] = frozenset()):
+    """Return the training rows (for the feature schema), the feature types, the Evaluation
+    (held-out rows when stated, else the reference rows) and the manifest's training_data."""
+    training_data = {"reference": data_path.name, "rows": len(rows)}
+    test_rows, test_y = held_out_rows(held_out, columns, target) if held_out else ([], None)
+    X_all, types = build_matrix(columns, rows + test_rows, names, text=text)
+    X, X_test = X_all[:len(rows)], X_all[len(rows):]
+    if split is not None:
+        train, test = split_rows(len(rows), y_text, fraction=split, seed=seed, stratify=stratify)
+        X, X_test = X_all[train], X_all[test]
+        y_text, test_y = [y_text[i] for i in train], [y_text[i] for i in test]
+        training_data["split"] = {"train_rows": len(train), "test_rows": len(test),
+                                  "test_size": split, "stratified": stratify, "seed": seed}
+        stratified = ", stratify=<target>" if stratify else ""
+        evaluation = Evaluation(X_test, test_y, held_out=True, data=(
+            f"held-out rows of {data_path.name}: those train_test_split(test_size={split}, "
+            f"random_state={seed}{stratified}) keeps aside, stated at packaging not to have "
+            "been used in training"))
+    elif held_out is not None:
+        training_data["held_out"] = {"file": held_out.name, "rows": len(test_rows)}
+        evaluation = Evaluation(X_test, test_y, held_out=True, data=(
+            f"held-out rows in {held_out.name}, stated at packaging not to have been used in "
+            "training"))
+    else:
+        evaluation = Evaluation(X, y_text, held_out=False, data=(
+            f"the reference data {data_path.name}; if the model was trained on it, these "
+            "scores are optimistic"))
+    return X, types, evaluation, training_data
+
+
 def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | None = None,
             name: str | None = None, version: str = "1.0.0", description: str = "",
             positive: str | None = None, card_path: Path | None = None,
@@ -799,30 +831,9 @@ def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | N
         raise PackagingError("--text/--categorical name columns the model does not take: "
                              + ", ".join(sorted(unknown)))
     text_kind = frozenset((text_columns(estimator, names) | set(text)) - set(categorical))
-    training_data = {"reference": data_path.name, "rows": len(rows)}
-    test_rows, test_y = held_out_rows(held_out, columns, target) if held_out else ([], None)
-    X_all, types = build_matrix(columns, rows + test_rows, names, text=text_kind)
-    X, X_test = X_all[:len(rows)], X_all[len(rows):]
-    if split is not None:
-        train, test = split_rows(len(rows), y_text, fraction=split, seed=seed, stratify=stratify)
-        X, X_test = X_all[train], X_all[test]
-        y_text, test_y = [y_text[i] for i in train], [y_text[i] for i in test]
-        training_data["split"] = {"train_rows": len(train), "test_rows": len(test),
-                                  "test_size": split, "stratified": stratify, "seed": seed}
-        stratified = ", stratify=<target>" if stratify else ""
-        evaluation = Evaluation(X_test, test_y, held_out=True, data=(
-            f"held-out rows of {data_path.name}: those train_test_split(test_size={split}, "
-            f"random_state={seed}{stratified}) keeps aside, stated at packaging not to have "
-            "been used in training"))
-    elif held_out is not None:
-        training_data["held_out"] = {"file": held_out.name, "rows": len(test_rows)}
-        evaluation = Evaluation(X_test, test_y, held_out=True, data=(
-            f"held-out rows in {held_out.name}, stated at packaging not to have been used in "
-            "training"))
-    else:
-        evaluation = Evaluation(X, y_text, held_out=False, data=(
-            f"the reference data {data_path.name}; if the model was trained on it, these "
-            "scores are optimistic"))
+    X, types, evaluation, training_data = rows_to_score(
+        columns, rows, y_text, names, data_path=data_path, target=target, held_out=held_out,
+        split=split, seed=seed, stratify=stratify, text=text_kind)
     warn_free_text(X, names, types, declared)
     card = read_card(card_path, names)
     features = [{"name": n, "type": t} for n, t in zip(names, types)]

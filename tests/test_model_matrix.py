@@ -117,8 +117,8 @@ CELLS = [
     ("k-neighbours", scaled(KNeighborsClassifier(n_neighbors=7)), "str", "array"),
     ("naive Bayes", plain(GaussianNB()), "float classes", "frame"),
     # solver="lbfgs": the default adam keeps an AdamOptimizer, which the allow list refuses
-    ("MLP", scaled(MLPClassifier(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=300,
-                                 random_state=0)), "bool", "one-hot"),
+    ("MLP", scaled(MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", alpha=1.0,
+                                 max_iter=300, random_state=0)), "bool", "one-hot"),
     ("ridge", scaled(Ridge()), "regression", "one-hot"),
     ("lasso", scaled(Lasso(alpha=5.0)), "regression", "frame"),
     ("linear regression", plain(LinearRegression()), "regression", "array"),

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from jsonschema import Draft202012Validator
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -18,6 +19,16 @@ import package_model
 from support import call, event
 
 ROUTES = ("/api/health", "/ping", "/api/predict")
+OPERATION = {"/api/health": "#/paths/~1api~1health/get", "/ping": "#/paths/~1api~1ping/get",
+             "/api/predict": "#/paths/~1api~1predict/post"}
+
+
+def conforms(doc, route, status, answer):
+    """Validate an answer against the served OpenAPI's schema of that route and status."""
+    if route == "/ping" and status == 200:
+        return  # text/plain
+    pointer = f"{OPERATION[route]}/responses/{status}/content/application~1json/schema"
+    Draft202012Validator({**doc, "$ref": pointer}).validate(answer)
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +104,7 @@ def test_a_servable_model_is_ready(packaged, monkeypatch, route):
     body = {"features": {"width": 1.0, "height": 2.0}} if route == "/api/predict" else None
     status, _, answer = call(event("POST" if body else "GET", route, body=body))
     assert status == 200
+    conforms(call(event("GET", "/api/openapi.json"))[2], route, status, answer)
     if route == "/api/health":
         assert answer["ready"] is True and answer["model"]["loaded"] is True
 
@@ -111,6 +123,7 @@ def test_a_model_that_cannot_predict_is_not_ready_and_says_why(packaged, tmp_pat
     assert status == 503
     assert answer["error"]["code"] == "model_unavailable"
     assert message in answer["error"]["message"]
+    conforms(call(event("GET", "/api/openapi.json"))[2], route, status, answer)
 
 
 def test_a_dataframe_model_is_not_ready_without_pandas(packaged, monkeypatch):

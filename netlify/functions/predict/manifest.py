@@ -110,4 +110,6 @@ def check_manifest(doc: object) -> Manifest:
         raise ManifestError("manifest.json has no versions")
     if not isinstance(doc.get("labels", []), list):
         raise ManifestError("manifest.json's labels is not a list")
+    if not isinstance(doc.get("classes", []), list):
+        raise ManifestError("manifest.json's classes is not a list")
     return doc  # type: ignore[return-value]
