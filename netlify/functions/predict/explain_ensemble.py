@@ -66,22 +66,18 @@ def explain(estimator, X, names: list[str], predicted: list) -> list[dict] | Non
 
 class TreeTable:
     """One tree's part of every explanation, worked out once: per output, the root's value
-    and each node's change from its parent, credited to the parent's split feature (a
-    sparse nodes x features matrix: a row's contributions are its path times it)."""
+    and each node's change from its parent (`delta`, 0 at the root), credited to the parent's
+    split feature (`credited`): a row's contributions are the sums of its path's changes."""
 
-    def __init__(self, left, right, feature, weight, leaf_values, n_features: int):
-        import scipy.sparse
-
+    def __init__(self, left, right, feature, weight, leaf_values):
         values = _mean_of_leaves(left, right, weight, leaf_values)
-        parent = np.full(len(left), -1)
+        parent = np.zeros(len(left), dtype=np.int64)  # the root is its own parent: no change
         inner = np.flatnonzero(left >= 0)
         parent[left[inner]] = inner
         parent[right[inner]] = inner
-        child = np.flatnonzero(parent >= 0)
         self.root = values[0]
-        self.credit = [scipy.sparse.csr_matrix(
-            (values[child, k] - values[parent[child], k], (child, feature[parent[child]])),
-            shape=(len(left), n_features)) for k in range(values.shape[1])]
+        self.delta = (values - values[parent]).T  # outputs x nodes
+        self.credited = np.maximum(feature[parent], 0)
 
 
 def _mean_of_leaves(left, right, weight, leaf_values) -> np.ndarray:
@@ -110,22 +106,33 @@ def _table(key, build) -> TreeTable:
     return found
 
 
-def _sklearn_table(tree_model, *, shares: bool, n_features: int) -> TreeTable:
+def _sklearn_table(tree_model, *, shares: bool) -> TreeTable:
     def build():
         tree = tree_model.tree_
         value = tree.value[:, 0, :]
         if shares:  # a classifier's node value: the share of each class
             value = value / value.sum(axis=1, keepdims=True)
         return TreeTable(tree.children_left, tree.children_right, tree.feature,
-                         tree.weighted_n_node_samples, value, n_features)
+                         tree.weighted_n_node_samples, value)
     return _table(tree_model, build)
 
 
-def _paths(parts, base, table: TreeTable, path, rows: np.ndarray, output: int, scale=1.0):
+def _sklearn_path(tree_model, Z32: np.ndarray, rows: np.ndarray):
+    """Return the (row, node) pairs of these rows' decision paths: the tree's own walk, on
+    rows validated once for all trees (float32, as its checks would cast them)."""
+    path = tree_model.tree_.decision_path(Z32)
+    return np.repeat(rows, np.diff(path.indptr)), path.indices
+
+
+def _paths(parts, base, table: TreeTable, visits, rows: np.ndarray, output: int, scale=1.0):
     """Add to these rows the tree's root value and their contributions along their decision
-    paths (path: one row per row of `rows`, one column per node), for one of its outputs."""
+    paths (visits: the (row, node) pairs of their paths), for one of the tree's outputs."""
+    row, node = visits
+    n, width = parts.shape
     base[rows] += scale * table.root[output]
-    parts[rows] += scale * (path @ table.credit[output]).toarray()
+    parts += scale * np.bincount(row * width + table.credited[node],
+                                 weights=table.delta[output][node],
+                                 minlength=n * width).reshape(n, width)
 
 
 def _forest(forest, Z, predicted):
@@ -136,12 +143,14 @@ def _forest(forest, Z, predicted):
     target = targets(classes, 0, predicted, space="probability")
     base = np.zeros(len(Z))
     parts = np.zeros(Z.shape)
+    Z32 = np.ascontiguousarray(Z, dtype=np.float32)
+    groups = [(c, np.flatnonzero(target.k == c)) for c in np.unique(target.k)]
     for tree_model in trees:
-        table = _sklearn_table(tree_model, shares=classes is not None, n_features=Z.shape[1])
-        path = tree_model.decision_path(Z)
-        for c in np.unique(target.k):
-            mine = target.k == c
-            _paths(parts, base, table, path[mine], np.flatnonzero(mine), c)
+        table = _sklearn_table(tree_model, shares=classes is not None)
+        row, node = _sklearn_path(tree_model, Z32, np.arange(len(Z)))
+        for c, rows in groups:
+            mine = target.k[row] == c
+            _paths(parts, base, table, (row[mine], node[mine]), rows, c)
     return target, base / len(trees), parts / len(trees)
 
 
@@ -162,14 +171,14 @@ def _boosting(model, Z, predicted):
         rows = np.flatnonzero(target.k == c)
         if not len(rows):
             continue
+        Zc = Z[rows] if hist else np.ascontiguousarray(Z[rows], dtype=np.float32)
         for stage in stages:
             if hist:
-                table, path = _hist_table(stage[c], Z.shape[1]), _hist_path(stage[c].nodes,
-                                                                             Z[rows])
+                table, visits = _hist_table(stage[c]), _hist_path(stage[c].nodes, Zc, rows)
             else:
-                table = _sklearn_table(stage[c], shares=False, n_features=Z.shape[1])
-                path = stage[c].decision_path(Z[rows])
-            _paths(parts, base, table, path, rows, 0, scale)
+                table = _sklearn_table(stage[c], shares=False)
+                visits = _sklearn_path(stage[c], Zc, rows)
+            _paths(parts, base, table, visits, rows, 0, scale)
     # What the trees do not explain is the initial estimate (e.g. the prior's log-odds).
     init = raw[np.arange(len(Z)), target.k] - base - parts.sum(axis=1)
     return target, target.sign * (init + base), target.sign[:, None] * parts
@@ -187,35 +196,32 @@ def _hist_explainable(model) -> bool:
     return not any(p.nodes["is_categorical"].any() for stage in predictors for p in stage)
 
 
-def _hist_table(predictor, n_features: int) -> TreeTable:
+def _hist_table(predictor) -> TreeTable:
     def build():
         nodes = predictor.nodes
         leaf = nodes["is_leaf"].astype(bool)
         left = np.where(leaf, -1, nodes["left"].astype(np.int64))
         right = np.where(leaf, -1, nodes["right"].astype(np.int64))
-        feature = nodes["feature_idx"].astype(np.int64)
+        feature = np.where(leaf, -1, nodes["feature_idx"].astype(np.int64))
         return TreeTable(left, right, feature, nodes["count"].astype(float),
-                         nodes["value"].astype(float)[:, None], n_features)
+                         nodes["value"].astype(float)[:, None])
     return _table(predictor, build)
 
 
-def _hist_path(nodes, Z: np.ndarray):
-    """Walk every row down one histogram tree as its predictor does; return the nodes each
-    row visits (a sparse rows x nodes indicator, like a scikit-learn tree's decision_path)."""
-    import scipy.sparse
-
+def _hist_path(nodes, Z: np.ndarray, rows: np.ndarray):
+    """Walk these rows down one histogram tree as its predictor does; return the (row, node)
+    pairs of their paths."""
     leaf = nodes["is_leaf"].astype(bool)
     node = np.zeros(len(Z), dtype=np.int64)
-    visits_row, visits_node = [np.arange(len(Z))], [node.copy()]
-    rows = np.flatnonzero(~leaf[node])
-    while len(rows):
-        at = node[rows]
-        x = Z[rows, nodes["feature_idx"][at].astype(np.int64)]
+    seen_row, seen_node = [rows], [node.copy()]
+    walking = np.flatnonzero(~leaf[node])
+    while len(walking):
+        at = node[walking]
+        x = Z[walking, nodes["feature_idx"][at].astype(np.int64)]
         left = np.where(np.isnan(x), nodes["missing_go_to_left"][at].astype(bool),
                         x <= nodes["num_threshold"][at])
-        node[rows] = np.where(left, nodes["left"][at], nodes["right"][at])
-        visits_row.append(rows)
-        visits_node.append(node[rows])
-        rows = rows[~leaf[node[rows]]]
-    r, n = np.concatenate(visits_row), np.concatenate(visits_node)
-    return scipy.sparse.csr_matrix((np.ones(len(r)), (r, n)), shape=(len(Z), len(nodes)))
+        node[walking] = np.where(left, nodes["left"][at], nodes["right"][at])
+        seen_row.append(rows[walking])
+        seen_node.append(node[walking])
+        walking = walking[~leaf[node[walking]]]
+    return np.concatenate(seen_row), np.concatenate(seen_node)
