@@ -6,8 +6,9 @@ and asked through the handler:
   method, Saabas) and its expected value; where shap has no such explainer (gradient boosting
   over several classes), each tree walked by hand with every node valued by the training rows
   that reach it, and the base value as the mean raw score over the training rows;
-- linear models, alone or after affine steps (scalers, one-hot, PCA): the estimator's own score
-  with one input at a time set to the typical case (the manifest's defaults);
+- linear models, alone or after steps that are affine (scalers, PCA) or encode each input on
+  its own (one-hot, bins): the estimator's own score with one input at a time set to the
+  typical case (the manifest's defaults);
 - anything else: null, never contributions under the wrong names.
 """
 import numpy as np
@@ -22,7 +23,8 @@ from sklearn.ensemble import (ExtraTreesClassifier, ExtraTreesRegressor,
                               RandomForestClassifier, RandomForestRegressor)
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, PolynomialFeatures, StandardScaler
+from sklearn.preprocessing import (KBinsDiscretizer, OneHotEncoder, PolynomialFeatures,
+                                   StandardScaler)
 from sklearn.svm import SVC, LinearSVC
 from threadpoolctl import threadpool_limits
 
@@ -74,6 +76,8 @@ OTHERS = {
                           "binary"),
     "polynomial-1-linear": (lambda: make_pipeline(PolynomialFeatures(1), LinearRegression()),
                             NUMERIC, "regression"),
+    "binned-ridge": (lambda: make_pipeline(KBinsDiscretizer(n_bins=4, strategy="uniform"),
+                                           Ridge()), NUMERIC, "regression"),
     "onehot-forest": (lambda: make_pipeline(_by_name(), RandomForestRegressor(
         n_estimators=8, max_depth=4, random_state=0)), FRAME, "regression"),
     "polynomial-2-logistic": (lambda: make_pipeline(StandardScaler(), PolynomialFeatures(2),
@@ -83,7 +87,7 @@ OTHERS = {
     "rbf-svc": (lambda: SVC(), NUMERIC, "binary"),
 }
 LINEAR = ["pca-logistic", "onehot-logistic", "onehot-ridge", "scaled-linear-svc",
-          "polynomial-1-linear"]
+          "polynomial-1-linear", "binned-ridge"]
 UNEXPLAINED = ["polynomial-2-logistic", "pca-forest", "rbf-svc"]
 
 
