@@ -92,6 +92,7 @@ def _mean_of_leaves(left, right, weight, leaf_values) -> np.ndarray:
     values = np.array(leaf_values, dtype=float)
     for inner in reversed(levels):  # the deepest first: children before their parents
         wl, wr = weight[left[inner]][:, None], weight[right[inner]][:, None]
+        wl, wr = np.where(wl + wr > 0, wl, 1.0), np.where(wl + wr > 0, wr, 1.0)  # no weight: even
         values[inner] = (wl * values[left[inner]] + wr * values[right[inner]]) / (wl + wr)
     return values
 
