@@ -290,6 +290,8 @@ def _column_transformer(ct, columns: list, builder: Builder) -> list | None:
         if where.stop == where.start:
             continue
         inputs = _input_indices(ct, selection)
+        if inputs is None:  # a selector (make_column_selector): the columns it chose at fit
+            inputs = getattr(ct, "_transformer_to_input_indices", {}).get(name)
         if inputs is None:
             return None
         chosen = [columns[i] for i in inputs]
