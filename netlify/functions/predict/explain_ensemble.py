@@ -1,7 +1,8 @@
 """Explanations for tree ensembles (and for a single tree after a Pipeline's head).
 
 Owns: the path method (Saabas) summed over the trees of a random forest, extra trees,
-gradient boosting or histogram gradient boosting (numeric splits, identity or logit link).
+gradient boosting or histogram gradient boosting (numeric or categorical splits, identity or
+logit link).
 Each node's value is the mean of its leaves' values weighted by their training samples (so
 the root's is the tree's mean answer over its training rows); along each row's decision
 path, the change of the node value at each split is credited to the split's feature, and
@@ -47,7 +48,13 @@ def explain(estimator, X, names: list[str], predicted: list) -> list[dict] | Non
     sources = None if folded is None else folded.sources()
     if sources is None or None in sources:
         return None
-    Z = X if head is None else head.transform(X)
+    Z = given = X if head is None else head.transform(X)  # what the final step is given
+    inner = getattr(final, "_preprocessor", None) if kind in HIST_BOOSTING else None
+    if inner is not None:  # histogram boosting's own encoder: categories first, as codes
+        order = _preprocessed_order(inner)
+        if order is None or sorted(order) != list(range(len(sources))):
+            return None
+        Z, sources = inner.transform(Z), [sources[j] for j in order]
     Z = np.asarray(Z.toarray() if hasattr(Z, "toarray") else Z, dtype=float)
     if Z.ndim != 2 or Z.shape[1] != len(sources):
         return None
@@ -57,7 +64,7 @@ def explain(estimator, X, names: list[str], predicted: list) -> list[dict] | Non
         if kind in FORESTS | SINGLE_TREES:
             target, base, parts = _forest(final, Z, predicted)
         else:
-            target, base, parts = _boosting(final, Z, predicted)
+            target, base, parts = _boosting(final, Z, predicted, given)
     folded_parts = np.zeros((len(Z), len(names)))
     columns = np.flatnonzero(np.asarray(sources) >= 0)  # a constant column is never split on
     np.add.at(folded_parts.T, np.asarray(sources)[columns], parts[:, columns].T)
@@ -155,17 +162,20 @@ def _forest(forest, Z, predicted):
     return target, base / len(trees), parts / len(trees)
 
 
-def _boosting(model, Z, predicted):
-    """Path contributions of every tree, in the raw score space; the base value is the
-    initial estimate (what the trees do not explain) plus the trees' root values."""
+def _boosting(model, Z, predicted, given):
+    """Path contributions of every tree (walked on Z, the columns the trees split), in the raw
+    score space of the model given `given`; the base value is the initial estimate (what the
+    trees do not explain) plus the trees' root values."""
     classes = getattr(model, "classes_", None)
     hist = sklearn_kind(model) in HIST_BOOSTING
     stages = model._predictors if hist else model.estimators_  # HGB's trees: no public accessor
     width = len(stages[0])
     target = targets(classes, width, predicted, space="log-odds")
-    raw = (model.decision_function(Z) if classes is not None else model.predict(Z))
+    raw = model.decision_function(given) if classes is not None else model.predict(given)
     raw = np.asarray(raw, dtype=float).reshape(len(Z), -1)
     scale = 1.0 if hist else model.learning_rate
+    # Which categories each categorical column saw in training (an unseen one counts as missing).
+    known = model._bin_mapper.make_known_categories_bitsets() if hist else None
     base = np.zeros(len(Z))
     parts = np.zeros(Z.shape)
     for c in range(width):
@@ -175,7 +185,7 @@ def _boosting(model, Z, predicted):
         Zc = Z[rows] if hist else np.ascontiguousarray(Z[rows], dtype=np.float32)
         for stage in stages:
             if hist:
-                table, visits = _hist_table(stage[c]), _hist_path(stage[c].nodes, Zc, rows)
+                table, visits = _hist_table(stage[c]), _hist_path(stage[c], Zc, rows, known)
             else:
                 table = _sklearn_table(stage[c], shares=False)
                 visits = _sklearn_path(stage[c], Zc, rows)
@@ -186,15 +196,27 @@ def _boosting(model, Z, predicted):
 
 
 def _hist_explainable(model) -> bool:
-    """Return whether a histogram gradient boosting model's trees can be walked here: numeric
-    splits only, no internal preprocessing, and a raw score that is the prediction's space."""
-    predictors = getattr(model, "_predictors", None)
-    if sklearn_kind(model) not in HIST_BOOSTING or not predictors or \
-            getattr(model, "_preprocessor", None) is not None:
-        return False
-    if not hasattr(model, "classes_") and model.loss not in IDENTITY_LOSSES:
-        return False
-    return not any(p.nodes["is_categorical"].any() for stage in predictors for p in stage)
+    """Return whether a histogram gradient boosting model's trees can be walked here: a raw
+    score that is the prediction's space (a classifier's log-odds, or an identity link)."""
+    if sklearn_kind(model) not in HIST_BOOSTING or not getattr(model, "_predictors", None):
+        return False  # its trees (no public accessor) are there once it is fitted
+    return hasattr(model, "classes_") or model.loss in IDENTITY_LOSSES
+
+
+def _preprocessed_order(ct) -> list[int] | None:
+    """For histogram boosting's own ColumnTransformer, return the input column of each column
+    it outputs (its categorical columns first), or None if that cannot be told."""
+    out: list = [None] * sum(s.stop - s.start for s in ct.output_indices_.values())
+    for name, _, selection in ct.transformers_:
+        where = ct.output_indices_.get(name, slice(0, 0))
+        chosen = np.flatnonzero(selection).tolist() if np.asarray(selection).dtype == bool \
+            else None
+        if where.stop == where.start:
+            continue
+        if chosen is None or len(chosen) != where.stop - where.start:
+            return None
+        out[where] = chosen
+    return out
 
 
 def _hist_table(predictor) -> TreeTable:
@@ -209,18 +231,36 @@ def _hist_table(predictor) -> TreeTable:
     return _table(predictor, build)
 
 
-def _hist_path(nodes, Z: np.ndarray, rows: np.ndarray):
-    """Walk these rows down one histogram tree as its predictor does; return the (row, node)
-    pairs of their paths."""
+def _in_bitsets(bitsets: np.ndarray, which: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """Return whether each code is in its bitset (256 bits as 8 words, as scikit-learn's)."""
+    return ((bitsets[which, code >> 5] >> (code & 31).astype(np.uint32)) & 1).astype(bool)
+
+
+def _hist_path(predictor, Z: np.ndarray, rows: np.ndarray, known):
+    """Walk these rows down one histogram tree as its predictor does (numeric thresholds,
+    categories in bitsets, missing and unseen values to the side the split learned); return
+    the (row, node) pairs of their paths."""
+    nodes = predictor.nodes
     leaf = nodes["is_leaf"].astype(bool)
     node = np.zeros(len(Z), dtype=np.int64)
     seen_row, seen_node = [rows], [node.copy()]
     walking = np.flatnonzero(~leaf[node])
     while len(walking):
         at = node[walking]
-        x = Z[walking, nodes["feature_idx"][at].astype(np.int64)]
-        left = np.where(np.isnan(x), nodes["missing_go_to_left"][at].astype(bool),
-                        x <= nodes["num_threshold"][at])
+        feature = nodes["feature_idx"][at].astype(np.int64)
+        x = Z[walking, feature]
+        missing_left = nodes["missing_go_to_left"][at].astype(bool)
+        left = x <= nodes["num_threshold"][at]
+        categorical = nodes["is_categorical"][at].astype(bool) & ~np.isnan(x)
+        if categorical.any():
+            xs = x[categorical]
+            code = np.where(xs >= 0, xs, 0).astype(np.int64) & 255  # as the predictor's uint8
+            listed = _in_bitsets(predictor.raw_left_cat_bitsets,
+                                 nodes["bitset_idx"][at][categorical].astype(np.int64), code)
+            seen = _in_bitsets(known[0], known[1][feature[categorical]].astype(np.int64), code)
+            left[categorical] = np.where((xs >= 0) & (listed | seen), listed,
+                                         missing_left[categorical])
+        left = np.where(np.isnan(x), missing_left, left)
         node[walking] = np.where(left, nodes["left"][at], nodes["right"][at])
         seen_row.append(rows[walking])
         seen_node.append(node[walking])
