@@ -24,7 +24,8 @@ def test_the_api_keeps_its_openapi_contract(case, runtime):
 
 
 MODELS = {"forest": fitted.forest_compressed, "hist-boosting": fitted.hist_boosting,
-          "onehot-logistic": fitted.frame_classifier, "onehot-ridge-regression": fitted.frame_regressor}
+          "onehot-logistic": fitted.frame_classifier,
+          "onehot-ridge-regression": fitted.frame_regressor}
 
 
 @pytest.fixture(scope="module", params=list(MODELS))

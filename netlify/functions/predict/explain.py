@@ -34,7 +34,8 @@ def explain_rows(estimator, X, names: list[str], predicted: list, *,
 def _linear(estimator, X, names: list[str], predicted: list, reference) -> list[dict] | None:
     """Each input's part of the linear score of the predicted label: the composed coefficient
     of each of its encoded columns times (its value - the reference row's value). The base
-    value is the reference row's score (zero encoded columns when there is no reference)."""
+    value is the reference row's score (an encoded column the reference leaves empty or not a
+    number is measured from zero)."""
     _, final = split(estimator)
     folded = fold(estimator, len(names))
     coef = np.atleast_2d(np.asarray(final.coef_, dtype=float))
@@ -46,7 +47,8 @@ def _linear(estimator, X, names: list[str], predicted: list, reference) -> list[
         return None
     weights = coef @ folded.matrix  # per score, per atom
     values = folded.values(X)
-    base_values = folded.values(reference) if reference is not None else np.zeros((1, len(values[0])))
+    base_values = np.zeros((1, values.shape[1])) if reference is None else \
+        np.nan_to_num(folded.values(reference), nan=0.0, posinf=0.0, neginf=0.0)
     space = "log-odds" if hasattr(final, "predict_proba") else "score"
     target = targets(classes, len(coef), predicted, space=space)
     w = weights[target.k] * target.sign[:, None]

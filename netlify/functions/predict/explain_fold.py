@@ -221,6 +221,10 @@ def _apply(A: np.ndarray, b: np.ndarray, columns: list) -> list[Affine]:
     return out
 
 
+# Steps that transform each input column on its own, one output column for each.
+ONE_FOR_ONE = {"OrdinalEncoder", "QuantileTransformer", "PowerTransformer", "Binarizer"}
+
+
 def _encoder_sources(step, n: int) -> list[int] | None:
     """For a step that encodes each input column on its own, return the input position of each
     output column; None for any other step."""
@@ -228,12 +232,18 @@ def _encoder_sources(step, n: int) -> list[int] | None:
     if kind == "OneHotEncoder":
         counts = getattr(step, "_n_features_outs", None)
         return None if counts is None else [i for i, c in enumerate(counts) for _ in range(c)]
-    if kind == "SimpleImputer" and step.add_indicator is False:
+    if kind == "SimpleImputer":
         kept = ~np.isnan(np.asarray(step.statistics_, dtype=float)) \
             if not step.keep_empty_features and step.statistics_.dtype.kind == "f" \
             else np.ones(n, dtype=bool)
-        return np.flatnonzero(kept).tolist()
-    if kind == "OrdinalEncoder":
+        flags = step.indicator_.features_.tolist() if step.add_indicator else []
+        return np.flatnonzero(kept).tolist() + flags  # imputed columns, then missing flags
+    if kind == "KBinsDiscretizer":
+        each = step.n_bins_ if step.encode != "ordinal" else np.ones(n, dtype=int)
+        return [i for i, c in enumerate(each) for _ in range(int(c))]
+    if kind == "SplineTransformer":
+        return [i for i in range(n) for _ in range(step.n_features_out_ // n)]
+    if kind in ONE_FOR_ONE:
         return list(range(n))
     if n == 1:
         width = _width(step)
@@ -280,6 +290,8 @@ def _column_transformer(ct, columns: list, builder: Builder) -> list | None:
         if where.stop == where.start:
             continue
         inputs = _input_indices(ct, selection)
+        if inputs is None:  # a selector (make_column_selector): the columns it chose at fit
+            inputs = getattr(ct, "_transformer_to_input_indices", {}).get(name)
         if inputs is None:
             return None
         chosen = [columns[i] for i in inputs]

@@ -66,7 +66,8 @@ def _value_type(feature: dict) -> dict:
 
 
 def _explanation_schema() -> dict:
-    """Return the schema of one row's explanation: a tree's path, a linear model's terms, or null."""
+    """Return the schema of one row's explanation: a tree's path, an ensemble's or a linear
+    model's terms per feature, or null."""
     number = {"type": "number"}
     contribution = {"type": "object", "required": ["feature", "contribution"], "properties": {
         "feature": {"type": "string"},
