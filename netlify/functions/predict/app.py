@@ -233,11 +233,9 @@ class App:
     def bounded(self, resp: Response, timing: dict) -> Response:
         """Return the response, or a 413 saying what to ask for when it is over the limit."""
         limit = self.settings.max_response_bytes
-        if len(resp.body) * 6 < limit - 2048:  # cannot be over, however it is escaped
+        if carried_bytes(resp, limit=limit) <= limit:
             return resp
         size = carried_bytes(resp)
-        if size <= limit:
-            return resp
         rows = timing.get("rows", 0)
         fewer = (f"send fewer rows (about {max(1, rows * limit // size * 9 // 10)} at a time) "
                  "or ask without explanations (?explain=false)" if rows else "ask for less")
