@@ -66,7 +66,8 @@ def test_the_bundle_fits_lambda_and_carries_bytecode_for_python_312(unzipped):
 def test_the_bundle_names_no_path_of_the_machine_that_built_it(unzipped):
     # bytecode names /var/task/...; pip's console scripts (#! this venv's Python) are left out
     here = [str(ROOT).encode(), sys.prefix.encode()]
-    found = [p for p in unzipped.rglob("*") if p.is_file() and any(h in p.read_bytes() for h in here)]
+    found = [p for p in unzipped.rglob("*")
+             if p.is_file() and any(h in p.read_bytes() for h in here)]
     assert found == []
     assert not (unzipped / "bin").exists()
 
