@@ -117,8 +117,9 @@ step_function() {
       aws cloudformation wait stack-delete-complete --region "$REGION" --stack-name "$STACK_NAME"
       check_concurrency ;;
   esac
-  local bucket=(--resolve-s3)
+  local bucket=(--resolve-s3) live_before=""
   [ -z "${ARTIFACT_BUCKET:-}" ] || bucket=(--s3-bucket "$ARTIFACT_BUCKET" --s3-prefix "$STACK_NAME")
+  if [ "$(stack_status)" != NONE ]; then FUNCTION="$(output FunctionName)"; live_before="$(alias_of live)"; fi
   # shellcheck disable=SC2086  # SAM_PARAMETERS is a list of Key=Value words
   sam deploy --template-file deploy/template.yaml --stack-name "$STACK_NAME" --region "$REGION" \
     --capabilities CAPABILITY_IAM "${bucket[@]}" --no-confirm-changeset \
@@ -126,6 +127,13 @@ step_function() {
   # The stack changed the unversioned function only; the public URL serves `live`.
   rm -f dist/candidate-version.txt
   function_ready
+  if [ -n "$live_before" ] && [ "$(alias_of live)" != "$live_before" ]; then
+    # an edit of the alias in the template makes CloudFormation point it at FirstVersion
+    local was
+    was="$(echo "$live_before" | cut -f1)"
+    echo "deploy: the stack update moved the alias live; putting it back to version $was" >&2
+    set_alias live "$was" "${live_before##*site }"
+  fi
   local version
   version="$(aws lambda publish-version --region "$REGION" --function-name "$FUNCTION" \
     --description "$(git rev-parse --short HEAD 2>/dev/null || echo local)" --query Version --output text)"
@@ -281,10 +289,17 @@ destroy() {
   need sam "pip install aws-sam-cli"
   local bucket=()
   [ -z "${ARTIFACT_BUCKET:-}" ] || bucket=(--s3-bucket "$ARTIFACT_BUCKET" --s3-prefix "$STACK_NAME")
-  if ! sam delete --stack-name "$STACK_NAME" --region "$REGION" --no-prompts "${bucket[@]}" ||
-     [ "$(stack_status)" != NONE ]; then
-    echo "deploy: the stack $STACK_NAME was NOT deleted (status: $(stack_status)); see its events:" >&2
+  local sam_ok=yes status
+  sam delete --stack-name "$STACK_NAME" --region "$REGION" --no-prompts "${bucket[@]}" || sam_ok=no
+  status="$(stack_status)"
+  if [ "$status" != NONE ]; then
+    echo "deploy: the stack $STACK_NAME was NOT deleted (status: $status); see its events:" >&2
     echo "  aws cloudformation describe-stack-events --stack-name $STACK_NAME" >&2
+    exit 1
+  fi
+  if [ "$sam_ok" = no ]; then
+    echo "deploy: the stack $STACK_NAME is gone, but sam delete failed (above): its bundles" \
+         "may still be in ${ARTIFACT_BUCKET:-the SAM-managed bucket}/$STACK_NAME" >&2
     exit 1
   fi
   echo "deploy: stack $STACK_NAME deleted (function, versions, URLs, alarms, log group, role). Still there:"

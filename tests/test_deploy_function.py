@@ -180,3 +180,12 @@ def test_on_lambda_the_line_is_written_bare_to_stdout_for_cloudwatch():
     lines = [json.loads(t) for t in out.stdout.splitlines() if t.startswith("{")]
     (line,) = [t for t in lines if t.get("event") == "invocation"]
     assert line["Function"] == "dect-predict" and check_emf(line)["Rows"] == 1
+
+
+def test_a_413_answer_counts_its_rows_asked_but_no_answers(caplog):
+    caplog.set_level(logging.INFO, logger="predict")
+    status, _, _ = call(predict_event(far_rows(1000)))
+    (line,) = invocation_lines(caplog)
+    values = check_emf(line)
+    assert status == 413 and line["status"] == 413 and values["Rows"] == 1000
+    assert not [k for k in values if k.startswith(("Answers ", "OutOfRange "))]

@@ -63,6 +63,15 @@ def test_the_bundle_fits_lambda_and_carries_bytecode_for_python_312(unzipped):
     assert list((unzipped / "numpy" / "_core").glob("_multiarray_umath.cpython-312-*.so"))
 
 
+def test_the_bundle_names_no_path_of_the_machine_that_built_it(unzipped):
+    # bytecode names /var/task/...; pip's console scripts (#! this venv's Python) are left out
+    here = [str(ROOT).encode(), sys.prefix.encode()]
+    found = [p for p in unzipped.rglob("*")
+             if p.is_file() and any(h in p.read_bytes() for h in here)]
+    assert found == []
+    assert not (unzipped / "bin").exists()
+
+
 # Reports every module compiled from source inside the bundle: with good bytecode there is none.
 AUDIT = ("import sys\n"
          "def hook(name, args, root=sys.argv[1]):\n"
@@ -117,6 +126,9 @@ def test_the_runtime_client_runs_the_bundle_under_python_312(unzipped, runtime_c
     assert bad["statusCode"] == 400
     assert json.loads(bad["body"])["error"]["code"] == "missing_feature"
     assert '"event": "model_loaded"' in logs  # the function's own log line reached the logs
+    # the invocation lines reach Lambda's stdout bare, as CloudWatch reads embedded metrics
+    lines = [json.loads(t) for t in logs.splitlines() if t.startswith('{"event": "invocation"')]
+    assert len(lines) == 4 and all(x["_aws"]["CloudWatchMetrics"] for x in lines)
     assert not any(p.name.startswith("pandas") for p in unzipped.iterdir())  # not needed here
 
 

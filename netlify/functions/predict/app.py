@@ -2,9 +2,10 @@
 
 Owns: routes and methods (with each operation's id and summary, from which the OpenAPI
 paths are built), request limits, and `finish`: the answer's size limit, security headers,
-CORS, the model version, Server-Timing and the one log line per invocation (metrics.py). Every ApiError becomes the one JSON error body
-here. The Lambda entry `handler(event, context)` and the WSGI `app(environ, start_response)`
-are thin adapters over the one App the process builds from its environment.
+CORS, the model version, Server-Timing and the one log line per invocation (metrics.py).
+Every ApiError becomes the one JSON error body here. The Lambda entry `handler(event,
+context)` and the WSGI `app(environ, start_response)` are thin adapters over the one App
+the process builds from its environment.
 """
 from __future__ import annotations
 
@@ -241,11 +242,10 @@ class App:
     def bounded(self, resp: Response, timing: dict) -> Response:
         """Return the response, or a 413 saying what to ask for when it is over the limit."""
         limit = self.settings.max_response_bytes
-        if len(resp.body) * 6 < limit - 2048:  # cannot be over, however it is escaped
+        if carried_bytes(resp, limit=limit) <= limit:
             return resp
         size = carried_bytes(resp)
-        if size <= limit:
-            return resp
+        timing.pop("scored", None)  # no row was answered: no answers to count
         rows = timing.get("rows", 0)
         fewer = (f"send fewer rows (about {max(1, rows * limit // size * 9 // 10)} at a time) "
                  "or ask without explanations (?explain=false)" if rows else "ask for less")
@@ -337,6 +337,8 @@ class Misconfigured:
 
 def build_app(environ: dict | None = None) -> App | Misconfigured:
     """Return the App the environment describes, or a Misconfigured one naming the bad setting."""
+    if "AWS_LAMBDA_FUNCTION_NAME" in (os.environ if environ is None else environ):
+        metrics.write_bare_to_stdout()  # CloudWatch reads EMF from a bare JSON log event
     try:
         settings = from_env(environ)
     except SettingsError as exc:
@@ -345,8 +347,6 @@ def build_app(environ: dict | None = None) -> App | Misconfigured:
         return Misconfigured(exc)
     # Lambda's root logger lets only warnings through; the per-invocation lines are INFO.
     log.setLevel(settings.log_level)
-    if "AWS_LAMBDA_FUNCTION_NAME" in (os.environ if environ is None else environ):
-        metrics.write_bare_to_stdout()  # CloudWatch reads EMF from a bare JSON log event
     return App(settings)
 
 

@@ -71,16 +71,32 @@ def lambda_response(resp: Response) -> dict:
 
 
 _CONTROL = bytes(range(32))
+_ESCAPED = b'"\\' + _CONTROL  # the ASCII bytes JSON writes in more than one character
+_HIGH = bytes(range(128, 256))
 
 
-def carried_bytes(resp: Response) -> int:
-    """Return the size of the answer's Lambda proxy response dict written as JSON, which
-    Lambda's 6 MB limit counts: the body as a JSON string (a quote, backslash or newline
-    escaped in two characters, another control character in six) or base64, and the headers."""
+def carried_bytes(resp: Response, *, limit: int | None = None) -> int:
+    """Return at least the size of the answer's Lambda proxy response dict written as JSON,
+    which Lambda's 6 MB limit counts: the body as a JSON string (a quote, backslash or
+    newline escaped in two characters, another control character in six, a character
+    beyond ASCII in at most three per byte) or base64, and the headers. Given a limit,
+    cheaper and looser upper bounds come first: the first within the limit is returned."""
     body = resp.body
     size = 100 + sum(len(k) + len(str(v)) + 6 for k, v in resp.headers.items())
-    if not body.isascii():  # rare (the API writes ASCII JSON): measured exactly
-        return size + len(json.dumps(lambda_response(resp)["body"]))
+    if limit is not None and size + 6 * len(body) <= limit:  # however it is escaped
+        return size + 6 * len(body)
+    high = 0
+    if not body.isascii():
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:  # sent as base64
+            return size + 4 * -(-len(body) // 3)
+        high = len(body) - len(body.translate(None, _HIGH))
+    elif limit is not None:  # one pass: each byte JSON escapes taken at its longest
+        loose = size + len(body) + 5 * (len(body) - len(body.translate(None, _ESCAPED)))
+        if loose <= limit:
+            return loose
     newlines = body.count(b"\n")
     others = len(body) - len(body.translate(None, _CONTROL)) - newlines
-    return size + len(body) + body.count(b'"') + body.count(b"\\") + newlines + 5 * others
+    return (size + len(body) + body.count(b'"') + body.count(b"\\") + newlines + 5 * others
+            + 2 * high)

@@ -289,7 +289,9 @@ def openapi_document(manifest: dict, routes, *, max_rows: int, max_body_bytes: i
                     "text/csv": {"schema": {"type": "string"}}}},
                 "400": _error("invalid body, format or values; details name each field"),
                 "413": _error(f"body over {_bytes(max_body_bytes)} or over "
-                              f"{max_rows:,} rows"),
+                              f"{max_rows:,} rows, or an answer that would be over "
+                              "limits.max_response_bytes (GET /api/health): send fewer "
+                              "rows, or explain=false"),
                 "415": _error("content type is neither application/json nor text/csv"),
                 "503": _error("the model is unavailable")}},
     }
