@@ -59,15 +59,9 @@ def test_every_kind_of_model_answers_its_reference_rows_as_its_document_says(ser
     assert all(r["explanation"] for r in response.json()["results"])
 
 
-# Found by this test, left to the owner of input validation: an integer feature is accepted up
-# to 3.4e38 (float32's range), which a DataFrame model's int64 column cannot hold: a 500.
-INT64_OVERFLOW = pytest.mark.xfail(reason="an integer beyond int64 for a DataFrame model "
-                                          "answers 500", strict=False)
-
-
-@pytest.mark.parametrize("served_model", [
-    pytest.param(k, marks=INT64_OVERFLOW) if k.startswith("onehot") else k for k in MODELS],
-    indirect=True)
+# The one-hot models take an integer feature in a DataFrame's int64 column: this found integers
+# up to 3.4e38 accepted there (a 500); they are now bounded by 2**53 (inputs.MAX_WHOLE).
+@pytest.mark.parametrize("served_model", MODELS, indirect=True)
 def test_every_kind_of_model_keeps_its_contract_on_generated_requests(served_model):
     _, server = served_model
     _, predict = served_predict(server)

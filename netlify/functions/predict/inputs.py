@@ -25,6 +25,9 @@ JSON_FORMATS = ("features", "instances", "inputs", "dataframe_records", "datafra
 NUMERIC_TYPES = ("number", "integer")
 # The largest float32: scikit-learn's trees cast inputs to float32 and fail beyond it.
 MAX_MAGNITUDE = 3.4028234663852886e38
+# The largest whole number a float64 holds exactly; an integer feature's values stay within it,
+# so a DataFrame model's int64 column always holds them.
+MAX_WHOLE = 2 ** 53
 # MLflow's key for inference parameters beside the rows; scikit-learn's predict takes none.
 PARAMS = "params"
 # A number written with a decimal comma, as spreadsheets write it in ";" files ("12,5").
@@ -280,6 +283,9 @@ def _check_value(feature: dict, value, *, text: bool, row: int | None,
     if kind == "integer" and not number.is_integer():
         return None, detail(name, "invalid_type", "expected a whole number, received a fraction",
                             row=row, expected=kind)
+    if kind == "integer" and abs(number) > MAX_WHOLE:
+        return None, detail(name, "too_large", f"expected a whole number between {-MAX_WHOLE} "
+                            f"and {MAX_WHOLE}", row=row, expected=kind)
     return number, None
 
 
@@ -318,7 +324,8 @@ def _checked_matrix(X: np.ndarray, features: list[dict]):
     _, whole, lows, highs = _numeric_schema(features)
     if not (np.isfinite(X).all() and (np.abs(X) <= MAX_MAGNITUDE).all()):
         return None
-    if whole and not (X[:, whole] == np.floor(X[:, whole])).all():
+    if whole and not ((X[:, whole] == np.floor(X[:, whole])).all()
+                      and (np.abs(X[:, whole]) <= MAX_WHOLE).all()):
         return None
     outside = (X < lows) | (X > highs)
     warnings: list[list[dict]] = [[] for _ in range(len(X))]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 
-from .inputs import MAX_MAGNITUDE, NUMERIC_TYPES, PARAMS
+from .inputs import MAX_MAGNITUDE, MAX_WHOLE, NUMERIC_TYPES, PARAMS
 
 EXPLAIN_VALUES = ("true", "false", "1", "0")
 
@@ -61,8 +61,9 @@ def _value_type(feature: dict) -> dict:
     if feature["type"] == "text":
         return {"type": ["string", "null"] if optional else "string",
                 "maxLength": feature["max_length"]}
+    bound = MAX_WHOLE if feature["type"] == "integer" else MAX_MAGNITUDE
     return {"type": [feature["type"], "null"] if optional else feature["type"],
-            "minimum": -MAX_MAGNITUDE, "maximum": MAX_MAGNITUDE}
+            "minimum": -bound, "maximum": bound}
 
 
 def _explanation_schema() -> dict:
