@@ -319,8 +319,8 @@ def _changes(known: TreeFacts, X: np.ndarray, leaves: list[int], ks: list[int]) 
     # row's value; one format per row (its changes are one run of the order).
     forms = known.change_forms((flat * len(known.class_list) + answer[best])[order].tolist())
     values = x[order].tolist()
-    rows = i[order]
-    starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1]))).tolist()
-    for r, a, b in zip(rows[starts].tolist(), starts, starts[1:] + [len(forms)]):
-        out[r] = (',"changes":[' + ",".join(forms[a:b]) + "]}") % tuple(values[a:b])
+    rows = i[order].tolist()
+    starts = [n for n, (before, r) in enumerate(zip([-1, *rows], rows)) if r != before]
+    for a, b in zip(starts, starts[1:] + [len(forms)]):
+        out[rows[a]] = (',"changes":[' + ",".join(forms[a:b]) + "]}") % tuple(values[a:b])
     return out
