@@ -262,7 +262,7 @@ def test_sam_build_cannot_strip_the_bundle():
     # the prebuilt dist/lambda as it is.
     template = raw_template()
     function = template["Resources"]["PredictFunction"]
-    assert function["Metadata"] == {"SkipBuild": True}
+    assert function["Metadata"]["SkipBuild"] is True
     assert function["Properties"]["CodeUri"] == "../dist/lambda"
 
 
