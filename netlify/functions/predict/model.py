@@ -90,9 +90,9 @@ def _read_artifact(path: Path, artifact: dict) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise _broken(f"the model file '{name}' is not a regular file")
         limit = artifact.get("bytes")
-        if isinstance(limit, int) and info.st_size != limit:
-            raise _broken(f"the model file '{name}' has {info.st_size} bytes; the manifest "
-                          f"says {limit}")
+        if isinstance(limit, int) and info.st_size > limit:
+            raise _broken(f"the model file '{name}' has {info.st_size} bytes, more than the "
+                          f"{limit} the manifest states")
         chunks, left = [], info.st_size
         while left > 0:
             chunk = os.read(fd, min(left, 1 << 24))
