@@ -50,7 +50,9 @@ print(sio.get_untrusted_types(file=sys.argv[2]))
 
 def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess | None:
     try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, **kwargs)
+        with tempfile.TemporaryDirectory() as cwd:  # fickling writes its results there
+            return subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT,
+                                  cwd=cwd, **kwargs)
     except subprocess.TimeoutExpired:
         return None
 

@@ -350,6 +350,7 @@ REASONS = {  # the words each refusal must say (the reason, and where when the a
     "bytearray-of-size": "the pickle asks for bytes it does not carry",
     "ndarray-called": "the pickle calls ndarray directly",
     "array-state-bomb": "needs 1099511627776 bytes; the pickle carries 0",
+    "shared-nest-as-key": "a dictionary key or set item is not a plain value",
     "import-before-check": "names trust_probe_import.Anything, which is not on the list",
     "testing-module": "names sklearn.utils._testing.assert_allclose, which is not on the list",
     "svm-sizes": "SVC: a support vector machine's sizes disagree",

@@ -213,10 +213,16 @@ class SafeUnpickler(pickle._Unpickler):
         if func in self.safe.values():
             return func(*args)
         mod = getattr(func, "__module__", "")
-        if mod == "builtins" and func in (list, dict, set, frozenset, tuple, slice, complex,
-                                          float, int, bool, str, object):
-            if any(isinstance(a, (range,)) and len(a) > self.size for a in args):
-                raise Refused("a call asks for more items than the pickle carries")
+        if mod == "builtins" and func in (slice, complex, float, int, bool, str, object):
+            if not all(map(is_plain, args)):  # str() of a shared nest could be exponential
+                raise Refused(f"the pickle calls {func.__name__} on something not plain")
+            return func(*args)
+        if mod == "builtins" and func in (list, dict, set, frozenset, tuple):
+            if len(args) > 1 or args and not isinstance(args[0], (list, tuple, range)):
+                raise Refused(f"the pickle builds a {func.__name__} from something not a list")
+            if func in (set, frozenset, dict):
+                for item in (args[0] if args else ()):
+                    _check_key(item[0] if func is dict and isinstance(item, tuple) else item)
             return func(*args)
         if mod == LOSS_MODULE and func.__name__.startswith("__pyx_unpickle_Cy"):
             if not (len(args) == 3 and isinstance(args[0], type)
@@ -252,8 +258,10 @@ class SafeUnpickler(pickle._Unpickler):
         if not isinstance(cls, type) or id(cls) not in self.callables:
             return False
         full = f"{cls.__module__}.{cls.__qualname__}"
+        if full == "sklearn.utils._bunch.Bunch":
+            return True  # a dict with attribute access
         return (full in SKLEARN_CLASSES or full in SPARSE or self._trusted(cls)) \
-            and cls.__new__ is object.__new__ or cls.__name__ == "Bunch"
+            and cls.__new__ is object.__new__
 
     def _newobj(self, cls, *args):
         if not self._python_class(cls) or args:
@@ -282,9 +290,41 @@ class SafeUnpickler(pickle._Unpickler):
     def _reconstructor(self, cls, base, state):
         if base is object and state is None:
             return self._newobj(cls)
-        if base is dict and cls.__name__ == "Bunch" and self._python_class(cls):
+        if base is dict and self._python_class(cls) and issubclass(cls, dict):
             return copyreg._reconstructor(cls, base, state if isinstance(state, dict) else {})
         raise Refused("the pickle rebuilds an object on a base a model's pickle never uses")
+
+    # -- dict keys and set items: hashed, so plain (a shared nest of tuples hashes forever) --
+    def load_setitem(self):
+        _check_key(self.stack[-2])
+        super().load_setitem()
+    dispatch[pickle.SETITEM[0]] = load_setitem
+
+    def load_setitems(self):
+        items = self.stack  # the items since the MARK (the pure-Python unpickler's own stack)
+        for key in items[::2]:
+            _check_key(key)
+        super().load_setitems()
+    dispatch[pickle.SETITEMS[0]] = load_setitems
+
+    def load_dict(self):
+        items = self.stack  # the items since the MARK (the pure-Python unpickler's own stack)
+        for key in items[::2]:
+            _check_key(key)
+        super().load_dict()
+    dispatch[pickle.DICT[0]] = load_dict
+
+    def load_additems(self):
+        for item in self.stack:  # the items since the MARK
+            _check_key(item)
+        super().load_additems()
+    dispatch[pickle.ADDITEMS[0]] = load_additems
+
+    def load_frozenset(self):
+        for item in self.stack:  # the items since the MARK
+            _check_key(item)
+        super().load_frozenset()
+    dispatch[pickle.FROZENSET[0]] = load_frozenset
 
     # -- memo: a pending dtype or array is swapped for the real one once built -------------
     def _remember(self, key):
@@ -534,6 +574,13 @@ class SafeUnpickler(pickle._Unpickler):
                 and int(n_classes.max()) * n_outputs <= self.size):
             raise Refused("a tree's sizes are malformed")
         return cls(n_features, n_classes, n_outputs)
+
+
+def _check_key(key) -> None:
+    """Refuse a dict key or set item that is not a plain value or a flat tuple of them."""
+    if not (is_plain(key) or isinstance(key, bytes)
+            or (isinstance(key, tuple) and len(key) <= 64 and all(map(is_plain, key)))):
+        raise Refused("a dictionary key or set item is not a plain value")
 
 
 def _is_estimator(obj) -> bool:
