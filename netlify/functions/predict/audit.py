@@ -33,6 +33,7 @@ SLOTS = {"steps", "transformers", "transformers_", "transformer_list", "estimato
          "estimators_", "estimator", "estimator_", "final_estimator", "final_estimator_",
          "named_estimators_", "best_estimator_", "base_estimator", "base_estimator_",
          "transformer", "transformer_", "regressor", "regressor_", "init_"}
+OBJECT_ARRAY_WORDS = ("feature_names", "categor", "classes", "vocabulary", "labels")
 KERNELS = {"linear", "poly", "rbf", "sigmoid"}
 FUNCTION_TYPES = (types.FunctionType, types.BuiltinFunctionType, types.MethodType,
                   types.BuiltinMethodType, np.ufunc, partial)
@@ -100,7 +101,7 @@ class _Audit:
             raise _refuse(path, f"an array of type {type(a).__name__}")
         if not a.dtype.hasobject:
             return
-        if attr not in OBJECT_ARRAYS:
+        if attr not in OBJECT_ARRAYS and not any(w in attr for w in OBJECT_ARRAY_WORDS):
             raise _refuse(path, "an array of Python objects where scikit-learn keeps none")
         for i, v in enumerate(a.flat):
             if not is_plain(v):
