@@ -148,12 +148,15 @@ def _count(shape) -> int:
     return math.prod(shape)
 
 
-def _structured_dtypes() -> list:
-    """The structured dtypes scikit-learn's own objects hold, as the installed version makes them."""
-    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
-    from sklearn.neighbors._kd_tree import NodeData
+def _structured_dtypes():
+    """Yield the structured dtypes scikit-learn's own objects hold, as the installed version
+    makes them (imported one by one: a decision tree's needs only the first)."""
     from sklearn.tree._tree import NODE_DTYPE
-    return [NODE_DTYPE, PREDICTOR_RECORD_DTYPE, NodeData]
+    yield NODE_DTYPE
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+    yield PREDICTOR_RECORD_DTYPE
+    from sklearn.neighbors._kd_tree import NodeData
+    yield NodeData
 
 
 def is_plain(value) -> bool:
