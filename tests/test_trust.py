@@ -286,6 +286,11 @@ def _matrix():
     yield ("Voting-soft", ensemble.VotingClassifier(
         [("lr", LogisticRegression()), ("nb", naive_bayes.GaussianNB())], voting="soft"),
         X, labels["str"])
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.multiclass import OneVsOneClassifier
+    yield "Calibrated-LinearSVC", CalibratedClassifierCV(svm.LinearSVC()), X, labels["str"]
+    yield "SGD-hinge", linear_model.SGDClassifier(random_state=0), X, labels["int"]
+    yield "OneVsOne-SVC", OneVsOneClassifier(svm.SVC()), X, three
     yield ("FunctionTransformer-log1p",
            make_pipeline(FunctionTransformer(np.log1p), LogisticRegression()), np.abs(X),
            labels["int"])

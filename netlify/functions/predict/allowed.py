@@ -27,6 +27,7 @@ SKLEARN_CLASSES = frozenset({
     "sklearn._loss.loss.PinballLoss",
     "sklearn.base.BaseEstimator",
     "sklearn.calibration.CalibratedClassifierCV",
+    "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
     "sklearn.calibration._TemperatureScaling",
     "sklearn.cluster._affinity_propagation.AffinityPropagation",

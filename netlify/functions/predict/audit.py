@@ -37,7 +37,7 @@ OBJECT_ARRAY_WORDS = ("feature_names", "categor", "classes", "vocabulary", "labe
 KERNELS = {"linear", "poly", "rbf", "sigmoid"}
 FUNCTION_TYPES = (types.FunctionType, types.BuiltinFunctionType, types.MethodType,
                   types.BuiltinMethodType, np.ufunc, partial)
-FOREIGN = ("numpy.random", "sklearn._loss._loss")  # state NumPy or Cython checks itself
+FOREIGN = ("numpy.random", "sklearn._loss._loss", "sklearn.linear_model._sgd_fast")  # state NumPy or Cython checks itself
 
 
 def _refuse(path: str, reason: str) -> Refused:
@@ -229,6 +229,8 @@ def _same_features(est, path: str) -> None:
 
 
 def _boosting(est, path: str) -> None:
+    if "estimators_" not in vars(est):
+        return  # not fitted: predict refuses before any tree is walked
     _same_features(est, path)
     trees = est.estimators_
     k = 1 if not hasattr(est, "classes_") or len(est.classes_) <= 2 else len(est.classes_)
@@ -256,7 +258,17 @@ def _voting(est, path: str) -> None:
             raise _refuse(f"{path}.estimators_[{i}]", "is not an estimator")
 
 
+def _calibrated(c, path: str) -> None:
+    if getattr(c, "method", None) not in ("sigmoid", "isotonic", "temperature"):
+        raise _refuse(f"{path}.method", "is not a calibration method scikit-learn has")
+    if not hasattr(c, "estimator") or not hasattr(c.estimator, "get_params") or not all(
+            hasattr(k, "get_params") for k in getattr(c, "calibrators", [])):
+        raise _refuse(path, "calibrates something that is not an estimator")
+
+
 def _libsvm(est, path: str) -> None:
+    if "support_vectors_" not in vars(est):
+        return  # not fitted: predict refuses before libsvm runs
     sv, support, n_sv = est.support_vectors_, est.support_, est._n_support
     dual, intercept = est._dual_coef_, est._intercept_
     if not all(isinstance(a, np.ndarray) for a in (support, n_sv, dual, intercept)):
@@ -279,7 +291,11 @@ def _libsvm(est, path: str) -> None:
 
 
 def _hist_boosting(est, path: str) -> None:
-    n = est.n_features_in_
+    if "_predictors" not in vars(est):
+        return  # not fitted: predict refuses before any predictor runs
+    n = getattr(est, "n_features_in_", None)
+    if type(n) is not int or not hasattr(est, "_bin_mapper"):
+        raise _refuse(path, "its predictors come without their features' description")
     mapper = est._bin_mapper
     cat = mapper.is_categorical_
     if cat is None:
@@ -345,6 +361,7 @@ CHECKS = {
     "HistGradientBoostingClassifier": [_hist_boosting],
     "HistGradientBoostingRegressor": [_hist_boosting],
     **{n: [_libsvm] for n in ("SVC", "NuSVC", "SVR", "NuSVR", "OneClassSVM")},
+    "_CalibratedClassifier": [_calibrated],
 }
 
 

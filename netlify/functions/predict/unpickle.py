@@ -71,6 +71,8 @@ CLASSES = {"numpy.ndarray", "numpy.random._generator.Generator",
 SPARSE = {f"scipy.sparse._{f}.{f}_{kind}" for f in ("csr", "csc") for kind in ("matrix", "array")}
 # Cython loss objects: rebuilt by calling the class with its float parameters.
 LOSS_MODULE = "sklearn._loss._loss"
+SGD_LOSSES = {f"sklearn.linear_model._sgd_fast.{n}" for n in (
+    "Hinge", "SquaredHinge", "ModifiedHuber", "EpsilonInsensitive", "SquaredEpsilonInsensitive")}
 BUILTINS = {"list", "dict", "set", "frozenset", "tuple", "slice", "bytes", "bytearray",
             "complex", "float", "int", "bool", "str", "object", "range"}
 BIT_GENERATORS = {"MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64"}
@@ -111,7 +113,7 @@ def allowed_kind(full: str, *, extra: frozenset[str] = frozenset()) -> str | Non
     if full in SKLEARN_CLASSES or full in CLASSES or full in SPARSE or full in METRICS:
         return "class"
     if module == LOSS_MODULE and name.startswith(("Cy", "__pyx_unpickle_Cy")) \
-            and name.isidentifier():
+            and name.isidentifier() or full in SGD_LOSSES:
         return "class"
     if module == "numpy" and (name in SCALAR_TYPES or name in UFUNCS):
         return "value"
@@ -233,7 +235,8 @@ class SafeUnpickler(pickle._Unpickler):
                     and isinstance(args[2], tuple) and all(map(is_plain, args[2]))):
                 raise Refused(f"{func.__name__} is called with a state a loss never has")
             return func(*args)
-        if mod == LOSS_MODULE and isinstance(func, type):
+        if (mod == LOSS_MODULE or f"{mod}.{func.__name__}" in SGD_LOSSES) \
+                and isinstance(func, type):
             if not all(type(a) in (int, float) and math.isfinite(a) for a in args):
                 raise Refused(f"{func.__name__} takes plain numbers")
             return func(*args)
