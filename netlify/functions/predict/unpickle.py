@@ -395,9 +395,8 @@ class SafeUnpickler(pickle._Unpickler):
                 raise Refused("a partial's state is not one scikit-learn writes")
         elif type(inst).__module__.startswith("numpy.random"):
             pass  # a bit generator's state: NumPy checks every key and size itself
-        elif not (isinstance(state, dict) and all(type(k) is str for k in state)) \
-                and not (isinstance(state, tuple) and len(state) == 2
-                         and all(s is None or isinstance(s, dict) for s in state)):
+        elif not _attributes(state) and not (isinstance(state, tuple) and len(state) == 2
+                                             and all(s is None or _attributes(s) for s in state)):
             raise Refused(f"the state of a {type(inst).__name__} is not a dict of attributes")
         self.stack.append(state)
         super().load_build()
@@ -580,6 +579,12 @@ class SafeUnpickler(pickle._Unpickler):
                 and int(n_classes.max()) * n_outputs <= self.size):
             raise Refused("a tree's sizes are malformed")
         return cls(n_features, n_classes, n_outputs)
+
+
+def _attributes(state) -> bool:
+    """Whether state is a dict of attribute names, none a dunder (no __class__, __dict__)."""
+    return isinstance(state, dict) and all(type(k) is str and not k.startswith("__")
+                                           for k in state)
 
 
 def _check_key(key) -> None:
