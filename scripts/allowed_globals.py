@@ -30,7 +30,8 @@ PARTS = ("sklearn.tree._tree.Tree",
          "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
          "sklearn.neighbors._kd_tree.KDTree", "sklearn.neighbors._ball_tree.BallTree",
          "sklearn.utils._bunch.Bunch",
-         "sklearn.calibration._CalibratedClassifier")
+         "sklearn.calibration._CalibratedClassifier",
+         "sklearn.compose._column_transformer.make_column_selector")
 
 
 def estimator_classes() -> list[str]:

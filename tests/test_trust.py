@@ -279,6 +279,12 @@ def _matrix():
         ("cat", OneHotEncoder(handle_unknown="ignore"), ["c"])])
     yield ("ColumnTransformer-PCA-frame",
            make_pipeline(columns, decomposition.PCA(2), LogisticRegression()), df, labels["bool"])
+    from sklearn.compose import make_column_selector, make_column_transformer
+    by_dtype = make_column_transformer(
+        (StandardScaler(), make_column_selector(dtype_include=np.number)),
+        (OneHotEncoder(), make_column_selector(dtype_include=object)))
+    yield ("column-selector-frame", make_pipeline(by_dtype, LogisticRegression()),
+           _frame(n), labels["str"])
     text = pd.Series(rng.choice(["good day", "bad day", "fine"], n))
     yield "Tfidf-text", make_pipeline(TfidfVectorizer(), LogisticRegression()), text, labels["int"]
     yield ("Stacking", ensemble.StackingClassifier(

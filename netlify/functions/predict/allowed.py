@@ -47,6 +47,7 @@ SKLEARN_CLASSES = frozenset({
     "sklearn.cluster._optics.OPTICS",
     "sklearn.cluster._spectral.SpectralClustering",
     "sklearn.compose._column_transformer.ColumnTransformer",
+    "sklearn.compose._column_transformer.make_column_selector",
     "sklearn.compose._target.TransformedTargetRegressor",
     "sklearn.covariance._elliptic_envelope.EllipticEnvelope",
     "sklearn.covariance._empirical_covariance.EmpiricalCovariance",

@@ -82,7 +82,8 @@ class _Audit:
         elif isinstance(obj, np.ndarray):
             self.array(obj, path, attr)
         elif isinstance(obj, type):
-            if not issubclass(obj, np.generic):
+            if not issubclass(obj, np.generic) and not (
+                    attr.startswith("dtype") and obj in (object, str, int, float, bool)):
                 raise _refuse(path, f"holds the class {obj.__qualname__[:60]}, which no "
                                     "scikit-learn model keeps as a value")
         elif isinstance(obj, FUNCTION_TYPES):
@@ -258,6 +259,12 @@ def _voting(est, path: str) -> None:
             raise _refuse(f"{path}.estimators_[{i}]", "is not an estimator")
 
 
+def _selector(sel, path: str) -> None:
+    """make_column_selector: a regular expression and dtypes (checked by the walk)."""
+    if not (sel.pattern is None or isinstance(sel.pattern, str) and len(sel.pattern) <= 200):
+        raise _refuse(f"{path}.pattern", "is not a short regular expression")
+
+
 def _calibrated(c, path: str) -> None:
     if getattr(c, "method", None) not in ("sigmoid", "isotonic", "temperature"):
         raise _refuse(f"{path}.method", "is not a calibration method scikit-learn has")
@@ -362,6 +369,7 @@ CHECKS = {
     "HistGradientBoostingRegressor": [_hist_boosting],
     **{n: [_libsvm] for n in ("SVC", "NuSVC", "SVR", "NuSVR", "OneClassSVM")},
     "_CalibratedClassifier": [_calibrated],
+    "make_column_selector": [_selector],
 }
 
 

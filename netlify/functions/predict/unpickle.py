@@ -34,7 +34,9 @@ PLAIN = (str, int, float, bool, type(None))
 SCALAR_TYPES = {"float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint64",
                 "uint32", "uint16", "uint8", "bool", "bool_", "str_", "bytes_", "object_",
                 "complex128", "complex64", "intp", "uintp", "longlong", "ulonglong", "double",
-                "single", "int_"}
+                "single", "int_", "number", "integer", "signedinteger", "unsignedinteger",
+                "floating", "inexact", "complexfloating", "generic", "character", "flexible",
+                "datetime64", "timedelta64"}
 # Pure element-wise NumPy ufuncs a FunctionTransformer may hold.
 UFUNCS = {"log", "log1p", "log2", "log10", "exp", "expm1", "exp2", "sqrt", "cbrt", "square",
           "abs", "absolute", "fabs", "negative", "positive", "reciprocal", "sign", "tanh",
