@@ -345,6 +345,14 @@ def sparse_indices() -> bytes:
     return pickle.dumps(lr)
 
 
+def state_sets_class() -> bytes:
+    """A link function (no __setstate__ of its own) whose slot state sets its __class__: the
+    object becomes another allowed class, built from state that class never checked."""
+    obj = g("sklearn._loss.link", "IdentityLink") + b")\x81"
+    slots = b"}(" + text("__class__") + g("sklearn._loss.link", "LogitLink") + b"u"
+    return whole(build(obj, tup(b"N", slots)))
+
+
 BUILDERS = {
     "stacking-writes-a-file": ("dispatch", stacking_writes_a_file),
     "stacking-method-name": ("dispatch", stacking_method_name),
@@ -369,6 +377,7 @@ BUILDERS = {
     "svm-sizes": ("state", svm_sizes),
     "neighbours-index": ("state", neighbours_index),
     "sparse-indices": ("state", sparse_indices),
+    "state-sets-class": ("state", state_sets_class),
 }
 
 

@@ -367,6 +367,7 @@ REASONS = {  # the words each refusal must say (the reason, and where when the a
     "svm-sizes": "SVC: a support vector machine's sizes disagree",
     "neighbours-index": "KDTree (a neighbours index): its nodes, points or metric disagree",
     "sparse-indices": "LogisticRegression.coef_: a malformed sparse matrix",
+    "state-sets-class": "the state of IdentityLink is not a dict of attributes",
 }
 
 

@@ -399,7 +399,8 @@ class SafeUnpickler(pickle._Unpickler):
             pass  # a bit generator's state: NumPy checks every key and size itself
         elif not _attributes(state) and not (isinstance(state, tuple) and len(state) == 2
                                              and all(s is None or _attributes(s) for s in state)):
-            raise Refused(f"the state of a {type(inst).__name__} is not a dict of attributes")
+            raise Refused(f"the state of {type(inst).__name__} is not a dict of attributes "
+                          "(or sets a dunder such as __class__)")
         self.stack.append(state)
         super().load_build()
     dispatch[pickle.BUILD[0]] = load_build
