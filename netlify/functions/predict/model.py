@@ -7,6 +7,7 @@ thread of its own and a request waits for it a bounded time. A test builds a fre
 """
 from __future__ import annotations
 
+import copy
 import gc
 import hashlib
 import json
@@ -168,7 +169,7 @@ class ModelStore:
         if self._model is None:
             failure = self._failure
             if failure is not None and (loading is None or not loading.is_alive()):
-                raise failure
+                raise copy.copy(failure)  # one exception object per waiting thread
             raise _broken(f"the model did not load within {wait:g} s; it is still loading")
         if started:
             return self._model, {"cold": True, "load": self._model.load_ms}
