@@ -22,13 +22,16 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parents[1] / "netlify" / "functions" / "predict" / "allowed.py"
 SKIPPED = {"tests", "externals", "_build_utils", "conftest", "_testing", "_mocking",
            "experimental", "__check_build", "_min_dependencies", "_distributor_init"}
-# Fitted parts that are not estimators, by module: every class defined there.
+# Fitted parts that are not estimators, by module: every class defined there (Python classes;
+# the Cython losses of sklearn._loss._loss and _sgd_fast are listed by unpickle.py).
 PART_MODULES = ("sklearn._loss.loss", "sklearn._loss.link",
                 "sklearn.neural_network._stochastic_optimizers")
 PARTS = ("sklearn.tree._tree.Tree",
          "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
          "sklearn.neighbors._kd_tree.KDTree", "sklearn.neighbors._ball_tree.BallTree",
-         "sklearn.utils._bunch.Bunch")
+         "sklearn.utils._bunch.Bunch",
+         "sklearn.calibration._CalibratedClassifier",
+         "sklearn.compose._column_transformer.make_column_selector")
 
 
 def estimator_classes() -> list[str]:

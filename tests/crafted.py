@@ -295,6 +295,15 @@ def array_state_bomb() -> bytes:
     return whole(build(arr, state))
 
 
+def shared_nest_as_key() -> bytes:
+    """A tuple nested 80 deep whose halves are the same object (a few hundred bytes), used as
+    a dict key: hashing it walks 2**80 tuples, and the load never ends."""
+    code = b"N" + b"q\x00"
+    for _ in range(80):
+        code += b"h\x00h\x00\x86q\x00"  # t = (t, t), remembered as memo 0
+    return whole(code + b"}h\x00Ns")
+
+
 def import_before_check() -> bytes:
     """A global from a module whose import alone writes a marker (never on the allow list)."""
     return whole(call(g(PROBE_MODULE, "Anything"), tup()))
@@ -336,6 +345,14 @@ def sparse_indices() -> bytes:
     return pickle.dumps(lr)
 
 
+def state_sets_class() -> bytes:
+    """A link function (no __setstate__ of its own) whose slot state sets its __class__: the
+    object becomes another allowed class, built from state that class never checked."""
+    obj = g("sklearn._loss.link", "IdentityLink") + b")\x81"
+    slots = b"}(" + text("__class__") + g("sklearn._loss.link", "LogitLink") + b"u"
+    return whole(build(obj, tup(b"N", slots)))
+
+
 BUILDERS = {
     "stacking-writes-a-file": ("dispatch", stacking_writes_a_file),
     "stacking-method-name": ("dispatch", stacking_method_name),
@@ -354,11 +371,13 @@ BUILDERS = {
     "bytearray-of-size": ("bomb", bytearray_of_size),
     "ndarray-called": ("bomb", ndarray_called),
     "array-state-bomb": ("bomb", array_state_bomb),
+    "shared-nest-as-key": ("bomb", shared_nest_as_key),
     "import-before-check": ("import", import_before_check),
     "testing-module": ("import", testing_module),
     "svm-sizes": ("state", svm_sizes),
     "neighbours-index": ("state", neighbours_index),
     "sparse-indices": ("state", sparse_indices),
+    "state-sets-class": ("state", state_sets_class),
 }
 
 

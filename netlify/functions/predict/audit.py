@@ -33,10 +33,11 @@ SLOTS = {"steps", "transformers", "transformers_", "transformer_list", "estimato
          "estimators_", "estimator", "estimator_", "final_estimator", "final_estimator_",
          "named_estimators_", "best_estimator_", "base_estimator", "base_estimator_",
          "transformer", "transformer_", "regressor", "regressor_", "init_"}
+OBJECT_ARRAY_WORDS = ("feature_names", "categor", "classes", "vocabulary", "labels")
 KERNELS = {"linear", "poly", "rbf", "sigmoid"}
 FUNCTION_TYPES = (types.FunctionType, types.BuiltinFunctionType, types.MethodType,
                   types.BuiltinMethodType, np.ufunc, partial)
-FOREIGN = ("numpy.random", "sklearn._loss._loss")  # state NumPy or Cython checks itself
+FOREIGN = ("numpy.random", "sklearn._loss._loss", "sklearn.linear_model._sgd_fast")  # state NumPy or Cython checks itself
 
 
 def _refuse(path: str, reason: str) -> Refused:
@@ -81,7 +82,8 @@ class _Audit:
         elif isinstance(obj, np.ndarray):
             self.array(obj, path, attr)
         elif isinstance(obj, type):
-            if not issubclass(obj, np.generic):
+            if not issubclass(obj, np.generic) and not (
+                    attr.startswith("dtype") and obj in (object, str, int, float, bool)):
                 raise _refuse(path, f"holds the class {obj.__qualname__[:60]}, which no "
                                     "scikit-learn model keeps as a value")
         elif isinstance(obj, FUNCTION_TYPES):
@@ -100,7 +102,7 @@ class _Audit:
             raise _refuse(path, f"an array of type {type(a).__name__}")
         if not a.dtype.hasobject:
             return
-        if attr not in OBJECT_ARRAYS:
+        if attr not in OBJECT_ARRAYS and not any(w in attr for w in OBJECT_ARRAY_WORDS):
             raise _refuse(path, "an array of Python objects where scikit-learn keeps none")
         for i, v in enumerate(a.flat):
             if not is_plain(v):
@@ -228,6 +230,8 @@ def _same_features(est, path: str) -> None:
 
 
 def _boosting(est, path: str) -> None:
+    if "estimators_" not in vars(est):
+        return  # not fitted: predict refuses before any tree is walked
     _same_features(est, path)
     trees = est.estimators_
     k = 1 if not hasattr(est, "classes_") or len(est.classes_) <= 2 else len(est.classes_)
@@ -255,7 +259,23 @@ def _voting(est, path: str) -> None:
             raise _refuse(f"{path}.estimators_[{i}]", "is not an estimator")
 
 
+def _selector(sel, path: str) -> None:
+    """make_column_selector: a regular expression and dtypes (checked by the walk)."""
+    if not (sel.pattern is None or isinstance(sel.pattern, str) and len(sel.pattern) <= 200):
+        raise _refuse(f"{path}.pattern", "is not a short regular expression")
+
+
+def _calibrated(c, path: str) -> None:
+    if getattr(c, "method", None) not in ("sigmoid", "isotonic", "temperature"):
+        raise _refuse(f"{path}.method", "is not a calibration method scikit-learn has")
+    if not hasattr(c, "estimator") or not hasattr(c.estimator, "get_params") or not all(
+            hasattr(k, "get_params") for k in getattr(c, "calibrators", [])):
+        raise _refuse(path, "calibrates something that is not an estimator")
+
+
 def _libsvm(est, path: str) -> None:
+    if "support_vectors_" not in vars(est):
+        return  # not fitted: predict refuses before libsvm runs
     sv, support, n_sv = est.support_vectors_, est.support_, est._n_support
     dual, intercept = est._dual_coef_, est._intercept_
     if not all(isinstance(a, np.ndarray) for a in (support, n_sv, dual, intercept)):
@@ -278,7 +298,11 @@ def _libsvm(est, path: str) -> None:
 
 
 def _hist_boosting(est, path: str) -> None:
-    n = est.n_features_in_
+    if "_predictors" not in vars(est):
+        return  # not fitted: predict refuses before any predictor runs
+    n = getattr(est, "n_features_in_", None)
+    if type(n) is not int or not hasattr(est, "_bin_mapper"):
+        raise _refuse(path, "its predictors come without their features' description")
     mapper = est._bin_mapper
     cat = mapper.is_categorical_
     if cat is None:
@@ -344,6 +368,8 @@ CHECKS = {
     "HistGradientBoostingClassifier": [_hist_boosting],
     "HistGradientBoostingRegressor": [_hist_boosting],
     **{n: [_libsvm] for n in ("SVC", "NuSVC", "SVR", "NuSVR", "OneClassSVM")},
+    "_CalibratedClassifier": [_calibrated],
+    "make_column_selector": [_selector],
 }
 
 

@@ -34,7 +34,9 @@ PLAIN = (str, int, float, bool, type(None))
 SCALAR_TYPES = {"float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint64",
                 "uint32", "uint16", "uint8", "bool", "bool_", "str_", "bytes_", "object_",
                 "complex128", "complex64", "intp", "uintp", "longlong", "ulonglong", "double",
-                "single", "int_"}
+                "single", "int_", "number", "integer", "signedinteger", "unsignedinteger",
+                "floating", "inexact", "complexfloating", "generic", "character", "flexible",
+                "datetime64", "timedelta64"}
 # Pure element-wise NumPy ufuncs a FunctionTransformer may hold.
 UFUNCS = {"log", "log1p", "log2", "log10", "exp", "expm1", "exp2", "sqrt", "cbrt", "square",
           "abs", "absolute", "fabs", "negative", "positive", "reciprocal", "sign", "tanh",
@@ -71,6 +73,8 @@ CLASSES = {"numpy.ndarray", "numpy.random._generator.Generator",
 SPARSE = {f"scipy.sparse._{f}.{f}_{kind}" for f in ("csr", "csc") for kind in ("matrix", "array")}
 # Cython loss objects: rebuilt by calling the class with its float parameters.
 LOSS_MODULE = "sklearn._loss._loss"
+SGD_LOSSES = {f"sklearn.linear_model._sgd_fast.{n}" for n in (
+    "Hinge", "SquaredHinge", "ModifiedHuber", "EpsilonInsensitive", "SquaredEpsilonInsensitive")}
 BUILTINS = {"list", "dict", "set", "frozenset", "tuple", "slice", "bytes", "bytearray",
             "complex", "float", "int", "bool", "str", "object", "range"}
 BIT_GENERATORS = {"MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64"}
@@ -111,7 +115,7 @@ def allowed_kind(full: str, *, extra: frozenset[str] = frozenset()) -> str | Non
     if full in SKLEARN_CLASSES or full in CLASSES or full in SPARSE or full in METRICS:
         return "class"
     if module == LOSS_MODULE and name.startswith(("Cy", "__pyx_unpickle_Cy")) \
-            and name.isidentifier():
+            and name.isidentifier() or full in SGD_LOSSES:
         return "class"
     if module == "numpy" and (name in SCALAR_TYPES or name in UFUNCS):
         return "value"
@@ -148,12 +152,15 @@ def _count(shape) -> int:
     return math.prod(shape)
 
 
-def _structured_dtypes() -> list:
-    """The structured dtypes scikit-learn's own objects hold, as the installed version makes them."""
-    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
-    from sklearn.neighbors._kd_tree import NodeData
+def _structured_dtypes():
+    """Yield the structured dtypes scikit-learn's own objects hold, as the installed version
+    makes them (imported one by one: a decision tree's needs only the first)."""
     from sklearn.tree._tree import NODE_DTYPE
-    return [NODE_DTYPE, PREDICTOR_RECORD_DTYPE, NodeData]
+    yield NODE_DTYPE
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+    yield PREDICTOR_RECORD_DTYPE
+    from sklearn.neighbors._kd_tree import NodeData
+    yield NodeData
 
 
 def is_plain(value) -> bool:
@@ -213,10 +220,16 @@ class SafeUnpickler(pickle._Unpickler):
         if func in self.safe.values():
             return func(*args)
         mod = getattr(func, "__module__", "")
-        if mod == "builtins" and func in (list, dict, set, frozenset, tuple, slice, complex,
-                                          float, int, bool, str, object):
-            if any(isinstance(a, (range,)) and len(a) > self.size for a in args):
-                raise Refused("a call asks for more items than the pickle carries")
+        if mod == "builtins" and func in (slice, complex, float, int, bool, str, object):
+            if not all(map(is_plain, args)):  # str() of a shared nest could be exponential
+                raise Refused(f"the pickle calls {func.__name__} on something not plain")
+            return func(*args)
+        if mod == "builtins" and func in (list, dict, set, frozenset, tuple):
+            if len(args) > 1 or args and not isinstance(args[0], (list, tuple, range)):
+                raise Refused(f"the pickle builds a {func.__name__} from something not a list")
+            if func in (set, frozenset, dict):
+                for item in (args[0] if args else ()):
+                    _check_key(item[0] if func is dict and isinstance(item, tuple) else item)
             return func(*args)
         if mod == LOSS_MODULE and func.__name__.startswith("__pyx_unpickle_Cy"):
             if not (len(args) == 3 and isinstance(args[0], type)
@@ -224,7 +237,8 @@ class SafeUnpickler(pickle._Unpickler):
                     and isinstance(args[2], tuple) and all(map(is_plain, args[2]))):
                 raise Refused(f"{func.__name__} is called with a state a loss never has")
             return func(*args)
-        if mod == LOSS_MODULE and isinstance(func, type):
+        if (mod == LOSS_MODULE or f"{mod}.{func.__name__}" in SGD_LOSSES) \
+                and isinstance(func, type):
             if not all(type(a) in (int, float) and math.isfinite(a) for a in args):
                 raise Refused(f"{func.__name__} takes plain numbers")
             return func(*args)
@@ -252,8 +266,10 @@ class SafeUnpickler(pickle._Unpickler):
         if not isinstance(cls, type) or id(cls) not in self.callables:
             return False
         full = f"{cls.__module__}.{cls.__qualname__}"
+        if full == "sklearn.utils._bunch.Bunch":
+            return True  # a dict with attribute access
         return (full in SKLEARN_CLASSES or full in SPARSE or self._trusted(cls)) \
-            and cls.__new__ is object.__new__ or cls.__name__ == "Bunch"
+            and cls.__new__ is object.__new__
 
     def _newobj(self, cls, *args):
         if not self._python_class(cls) or args:
@@ -282,9 +298,41 @@ class SafeUnpickler(pickle._Unpickler):
     def _reconstructor(self, cls, base, state):
         if base is object and state is None:
             return self._newobj(cls)
-        if base is dict and cls.__name__ == "Bunch" and self._python_class(cls):
+        if base is dict and self._python_class(cls) and issubclass(cls, dict):
             return copyreg._reconstructor(cls, base, state if isinstance(state, dict) else {})
         raise Refused("the pickle rebuilds an object on a base a model's pickle never uses")
+
+    # -- dict keys and set items: hashed, so plain (a shared nest of tuples hashes forever) --
+    def load_setitem(self):
+        _check_key(self.stack[-2])
+        super().load_setitem()
+    dispatch[pickle.SETITEM[0]] = load_setitem
+
+    def load_setitems(self):
+        items = self.stack  # the items since the MARK (the pure-Python unpickler's own stack)
+        for key in items[::2]:
+            _check_key(key)
+        super().load_setitems()
+    dispatch[pickle.SETITEMS[0]] = load_setitems
+
+    def load_dict(self):
+        items = self.stack  # the items since the MARK (the pure-Python unpickler's own stack)
+        for key in items[::2]:
+            _check_key(key)
+        super().load_dict()
+    dispatch[pickle.DICT[0]] = load_dict
+
+    def load_additems(self):
+        for item in self.stack:  # the items since the MARK
+            _check_key(item)
+        super().load_additems()
+    dispatch[pickle.ADDITEMS[0]] = load_additems
+
+    def load_frozenset(self):
+        for item in self.stack:  # the items since the MARK
+            _check_key(item)
+        super().load_frozenset()
+    dispatch[pickle.FROZENSET[0]] = load_frozenset
 
     # -- memo: a pending dtype or array is swapped for the real one once built -------------
     def _remember(self, key):
@@ -349,10 +397,10 @@ class SafeUnpickler(pickle._Unpickler):
                 raise Refused("a partial's state is not one scikit-learn writes")
         elif type(inst).__module__.startswith("numpy.random"):
             pass  # a bit generator's state: NumPy checks every key and size itself
-        elif not (isinstance(state, dict) and all(type(k) is str for k in state)) \
-                and not (isinstance(state, tuple) and len(state) == 2
-                         and all(s is None or isinstance(s, dict) for s in state)):
-            raise Refused(f"the state of a {type(inst).__name__} is not a dict of attributes")
+        elif not _attributes(state) and not (isinstance(state, tuple) and len(state) == 2
+                                             and all(s is None or _attributes(s) for s in state)):
+            raise Refused(f"the state of {type(inst).__name__} is not a dict of attributes "
+                          "(or sets a dunder such as __class__)")
         self.stack.append(state)
         super().load_build()
     dispatch[pickle.BUILD[0]] = load_build
@@ -534,6 +582,19 @@ class SafeUnpickler(pickle._Unpickler):
                 and int(n_classes.max()) * n_outputs <= self.size):
             raise Refused("a tree's sizes are malformed")
         return cls(n_features, n_classes, n_outputs)
+
+
+def _attributes(state) -> bool:
+    """Whether state is a dict of attribute names, none a dunder (no __class__, __dict__)."""
+    return isinstance(state, dict) and all(type(k) is str and not k.startswith("__")
+                                           for k in state)
+
+
+def _check_key(key) -> None:
+    """Refuse a dict key or set item that is not a plain value or a flat tuple of them."""
+    if not (is_plain(key) or isinstance(key, bytes)
+            or (isinstance(key, tuple) and len(key) <= 64 and all(map(is_plain, key)))):
+        raise Refused("a dictionary key or set item is not a plain value")
 
 
 def _is_estimator(obj) -> bool:
