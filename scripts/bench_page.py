@@ -12,7 +12,7 @@
     .venv/bin/python scripts/bench_page.py [--rounds 3] [--rows 50000 (0: no file)] [--reading 4]
 
 Times in the page are taken by the page's clock (performance.now) from the click to the
-answer's section shown. Figures for the README; never a timed test.
+answer's section shown. Figures for docs/benchmarks.md; never a timed test.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Netlify's build step: point /api/* at the Python function running on AWS Lambda.
 
 Netlify Functions have no Python runtime, so in production the function runs on AWS
-Lambda behind a Function URL (README, "Deploy"). This writes site/_redirects with a 200
+Lambda behind a Function URL (docs/deploy.md). This writes site/_redirects with a 200
 proxy rule to PREDICT_FUNCTION_URL; Netlify reads _redirects before netlify.toml, so the
 rule wins over the local-runtime one and the browser stays same-origin.
 
@@ -37,7 +37,7 @@ def main() -> int:
     function_url = os.environ.get("PREDICT_FUNCTION_URL", "")
     if not function_url:
         print("PREDICT_FUNCTION_URL is not set: /api/* would have no Python function behind it "
-              "on Netlify. Deploy the function first: bash scripts/deploy.sh (README, \"Deploy\").", file=sys.stderr)
+              "on Netlify. Deploy the function first: bash scripts/deploy.sh (docs/deploy.md).", file=sys.stderr)
         return 1
     try:
         (SITE / "_redirects").write_text(redirects_for(function_url), encoding="utf-8")

@@ -11,7 +11,7 @@ Netlify-shaped (Lambda v1) events and kept imported (warm) between requests.
     python scripts/serve.py [PORT] --function-only predict   (self-hosting: the API alone)
 
 With --function-only it serves one function's own WSGI app (`<name>.wsgi`) and nothing
-else, its model loaded before it listens: the self-hosting command of the README. Both
+else, its model loaded before it listens: the self-hosting command of docs/self-hosting.md. Both
 modes run under the same limits (SERVER_OPTIONS, the request deadline, the refusal of a
 request whose length is given twice).
 """

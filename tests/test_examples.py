@@ -101,7 +101,7 @@ def run_example(lang, code, url, cwd, scratch):
     return []
 
 
-def test_the_readme_has_an_example_for_every_route():
+def test_the_docs_have_an_example_for_every_route():
     text = " ".join(code for _, _, code in EXAMPLES)
     for route in ("/api/health", "/api/model", "/api/openapi.json", "/api/predict", "/invocations"):
         assert f"localhost:8888{route}" in text, route
@@ -111,7 +111,7 @@ def test_the_readme_has_an_example_for_every_route():
 @pytest.mark.parametrize("where, lang, code", EXAMPLES, ids=[w for w, _, _ in EXAMPLES])
 def test_each_documented_example_runs_as_written(runtime, tmp_path, where, lang, code):
     host = runtime.url.removeprefix("http://")
-    # The README's examples read files of the checkout (model/sample.csv): run them there.
+    # The docs' examples read files of the checkout (model/sample.csv): run them there.
     assert run_example(lang, code, host, ROOT if lang == "sh" else tmp_path, tmp_path) == []
 
 

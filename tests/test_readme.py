@@ -1,4 +1,5 @@
-"""The README's promises: its curl examples work as written, and its run command serves the site."""
+"""The README's promises: its run command serves the site, it stays short, and it and the pages of
+docs/ link to files that exist (tests/test_examples.py runs their examples)."""
 import json
 import os
 import re
@@ -6,46 +7,40 @@ import socket
 import subprocess
 import urllib.request
 
-import pytest
-
 from support import ROOT
 
-README = (ROOT / "README.md").read_text()
+README = ROOT / "README.md"
+DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
-def curl_examples():
-    """Return (command, is_error_example) for every curl command in the README's sh blocks."""
-    out = []
-    for block in re.findall(r"```sh\n(.*?)```", README, flags=re.S):
-        lines = block.replace("\\\n", " ").splitlines()
-        for i, line in enumerate(lines):
-            if line.startswith("curl "):
-                out.append((line, i > 0 and "error example" in lines[i - 1]))
-    return out
+def anchors(path):
+    """The anchors GitHub makes of a Markdown file's headings (outside code blocks)."""
+    text = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.S | re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+ (.*)$", text, flags=re.M)}
 
 
-EXAMPLES = curl_examples()
+def test_every_relative_link_of_the_docs_reaches_a_file_and_heading():
+    checked = 0
+    for path in DOCS:
+        for target in LINK.findall(path.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue
+            file, _, anchor = target.partition("#")
+            dest = (path.parent / file) if file else path
+            assert dest.is_file(), f"{path.name}: {target}"
+            assert not anchor or anchor in anchors(dest), f"{path.name}: {target}"
+            checked += 1
+    assert checked >= 9
 
 
-def test_the_readme_has_an_example_for_every_route():
-    text = " ".join(cmd for cmd, _ in EXAMPLES)
-    for route in ("/api/health", "/api/model", "/api/openapi.json", "/api/predict"):
-        assert route in text
-    assert len(EXAMPLES) >= 7
-
-
-@pytest.mark.parametrize("command, is_error", EXAMPLES, ids=[c[:60] for c, _ in EXAMPLES])
-def test_each_curl_example_works_as_written(runtime, command, is_error):
-    host = runtime.url.removeprefix("http://")
-    out = subprocess.run(command.replace("localhost:8888", host), shell=True, cwd=ROOT,
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    if "Accept: text/csv" in command:
-        header = out.stdout.splitlines()[0]
-        assert header.startswith("row,prediction,share_of_training_samples_in_leaf_benign")
-        return
-    body = json.loads(out.stdout)
-    assert ("error" in body) == is_error
+def test_the_readme_stays_short_and_links_every_page_of_the_docs():
+    text = README.read_text()
+    assert len(text.splitlines()) <= 120
+    for page in DOCS[1:]:
+        assert f"](docs/{page.name})" in text, page.name
+    assert "](docs/answer-page.png)" in text
 
 
 def test_the_run_command_serves_the_site_and_api():

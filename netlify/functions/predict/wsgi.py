@@ -2,7 +2,7 @@
 
 Owns: turning a WSGI environ into a Request (the body read to its Content-Length, or to its
 end when the server has decoded a chunked body, up to the body limit plus one byte) and a
-Response into a WSGI answer. Self-hosting (README): `scripts/serve.py --function-only`
+Response into a WSGI answer. Self-hosting (docs/self-hosting.md): `scripts/serve.py --function-only`
 (waitress, limits and a warm model), or `gunicorn --preload 'predict.wsgi:warm_app()'`
 (with netlify/functions on PYTHONPATH).
 """
