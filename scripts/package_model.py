@@ -683,6 +683,7 @@ TRIAL_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
              "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
              "JOBLIB_MULTIPROCESSING": "0"}
 TRIAL_MARK = "package_model refused: "  # the child's PackagingError follows it on stderr
+TRIAL_RESULT = "package_model manifest: "  # the manifest the child built follows it on stdout
 # The child finds modules where this process does (a TRUSTED_GLOBALS module, or naming one
 # that is missing).
 TRIAL_CODE = ("import json, sys; sys.path[:0] = json.loads(sys.argv[1]); import package_model; "
@@ -690,26 +691,24 @@ TRIAL_CODE = ("import json, sys; sys.path[:0] = json.loads(sys.argv[1]); import 
 
 
 def trial_main(argv: list[str]) -> int:
-    """In the isolated child: load the model file (checked and audited) and predict the
-    reference rows as the function will; exit 2 with the PackagingError on stderr."""
-    model, data, target, allow = argv
+    """In the isolated child: everything package() does but write (load the file, checked and
+    audited; read and predict the reference and held-out rows; work out the card), then call
+    each prediction method the function may call; exit 2 with the PackagingError on stderr."""
+    model, data, options = argv
+    options = {k: Path(v) if k in PATH_OPTIONS and v is not None else v
+               for k, v in json.loads(options).items()}
     try:
-        estimator, _ = load_estimator(Path(model), allow_version_mismatch=allow == "1")
-        found = served_globals(estimator, Path(model))
-        columns, rows, _ = read_reference(Path(data), target or None)
-        names = feature_order(estimator, columns, target or None)
-        X, types = build_matrix(columns, rows, names)
-        features = [{"name": n, "type": t} for n, t in zip(names, types)]
+        estimator, manifest, Xm = build(Path(model), Path(data), **options)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            spec, _ = choose_input(estimator, X, features, found)
-            Xm = frames.model_input(X, {"input": spec})
             for method in ("predict", "predict_proba", "decision_function"):
                 if hasattr(estimator, method):
                     _predict_with(estimator, method, Xm)
+        text = json.dumps(modelcard.jsonable(manifest), allow_nan=False)
     except PackagingError as exc:
         print(TRIAL_MARK + str(exc), file=sys.stderr)
         return 2
+    print(TRIAL_RESULT + text)  # the last line: the model may have printed before it
     return 0
 
 
@@ -728,11 +727,11 @@ def _trial_limits(memory: int) -> None:
         resource.setrlimit(limit, (value, value))
 
 
-def isolate(model_path: Path, data_path: Path, *, target: str | None,
-            allow_version_mismatch: bool) -> None:
-    """Load the user's file and predict the reference rows first in a child process that cannot
-    write a file, runs out of CPU and memory quickly, holds none of this environment's secrets
-    and works in an empty scratch directory; PackagingError unless it passed there."""
+def isolate(model_path: Path, data_path: Path, options: dict) -> dict:
+    """Build the manifest (load the user's file, predict the reference rows) in a child process
+    that cannot write a file, runs out of CPU and memory quickly, holds none of this
+    environment's secrets and works in an empty scratch directory; return the manifest it
+    built, or PackagingError unless it passed there."""
     try:
         size = model_path.stat().st_size
     except OSError as exc:
@@ -743,8 +742,9 @@ def isolate(model_path: Path, data_path: Path, *, target: str | None,
         env["TRUSTED_GLOBALS"] = os.environ["TRUSTED_GLOBALS"]
     path = [str(Path(__file__).resolve().parent)] + [p for p in sys.path if p]
     argv = [sys.executable, "-I", "-W", "ignore", "-c", TRIAL_CODE, json.dumps(path),
-            str(model_path.resolve()), str(data_path.resolve()), target or "",
-            "1" if allow_version_mismatch else "0"]
+            str(model_path.resolve()), str(data_path.resolve()),
+            json.dumps({k: str(Path(v).resolve()) if k in PATH_OPTIONS and v is not None else v
+                        for k, v in options.items()})]
     limits = (f"limits: {TRIAL_CPU_S} s of CPU, {memory >> 20} MB of memory, no file "
               "writes")
     with tempfile.TemporaryDirectory(prefix="package-model-trial-") as scratch:
@@ -768,6 +768,10 @@ def isolate(model_path: Path, data_path: Path, *, target: str | None,
         last = message[-1][:300] if message else "no message"
         raise PackagingError(f"{model_path}: loading it and predicting the reference rows in an "
                              f"isolated process failed ({last}; {limits}); refused")
+    if TRIAL_RESULT not in done.stdout:
+        raise PackagingError(f"{model_path}: loading it and predicting the reference rows in an "
+                             "isolated process gave no manifest; refused")
+    return json.loads(done.stdout.rpartition(TRIAL_RESULT)[2])
 
 
 def rows_to_score(columns, rows, y_text, names, *, data_path: Path, target: str | None,
@@ -802,20 +806,33 @@ def rows_to_score(columns, rows, y_text, names, *, data_path: Path, target: str 
     return X, types, evaluation, training_data
 
 
-def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | None = None,
-            name: str | None = None, version: str = "1.0.0", description: str = "",
-            positive: str | None = None, card_path: Path | None = None,
-            allow_version_mismatch: bool = False, held_out: Path | None = None,
-            split: float | None = None, seed: int = 0, stratify: bool = False,
-            text: tuple[str, ...] = (), categorical: tuple[str, ...] = ()) -> dict:
+# package()'s options that name files (the isolated child gets them as absolute paths).
+PATH_OPTIONS = ("card_path", "held_out")
+
+
+def package(model_path: Path, data_path: Path, out_dir: Path, **options) -> dict:
     """Package a pickled (or joblib) estimator and its reference CSV into out_dir; return the
-    manifest. With held_out (a CSV) or split (a share of the reference rows), the card's
-    metrics and examples come from those rows, stated to be unseen in training. The file is
-    first loaded and run in an isolated process (isolate()); only what passed there is loaded
-    here and written as the served artifact."""
+    manifest. The file is first loaded and its manifest built in an isolated process
+    (isolate(), which runs build() there); only what passed there is loaded here and written
+    as the served artifact. The options are build()'s."""
+    manifest = isolate(model_path, data_path, options)
+    estimator, _ = load_estimator(model_path, allow_version_mismatch=options.get(
+        "allow_version_mismatch", False))
+    return write_whole(out_dir, estimator, manifest)
+
+
+def build(model_path: Path, data_path: Path, *, target: str | None = None,
+          name: str | None = None, version: str = "1.0.0", description: str = "",
+          positive: str | None = None, card_path: Path | None = None,
+          allow_version_mismatch: bool = False, held_out: Path | None = None,
+          split: float | None = None, seed: int = 0, stratify: bool = False,
+          text: tuple[str, ...] = (), categorical: tuple[str, ...] = ()):
+    """Load the estimator (checked and audited) and work out its manifest from the reference
+    CSV; return (estimator, manifest, the evaluation rows as the model takes them). With
+    held_out (a CSV) or split (a share of the reference rows), the card's metrics and examples
+    come from those rows, stated to be unseen in training."""
     if held_out is not None and split is not None:
         raise PackagingError("give either --held-out or --split, not both")
-    isolate(model_path, data_path, target=target, allow_version_mismatch=allow_version_mismatch)
     estimator, source = load_estimator(model_path, allow_version_mismatch=allow_version_mismatch)
     found = served_globals(estimator, model_path)
     columns, rows, y_text = read_reference(data_path, target)
@@ -865,7 +882,7 @@ def package(model_path: Path, data_path: Path, out_dir: Path, *, target: str | N
                              description=description, positive=positive, card=card,
                              extra={"input": spec, "requires": requires, "source": source,
                                     "training_data": training_data})
-    return write_whole(out_dir, estimator, manifest)
+    return estimator, manifest, frames.model_input(evaluation.X, {"input": spec})
 
 
 def _manifest(estimator, X, features, names, evaluation: Evaluation, spec, *, name, version,
