@@ -757,6 +757,9 @@ def isolate(model_path: Path, data_path: Path, options: dict) -> dict:
             raise PackagingError(f"{model_path}: loading it and predicting the reference rows "
                                  f"did not finish within {TRIAL_WALL_S} s in an isolated "
                                  "process; refused") from None
+    for line in done.stderr.splitlines():  # what building the manifest warned of, passed on
+        if line.startswith("package_model: warning: "):
+            print(line, file=sys.stderr)
     if done.returncode == 2 and TRIAL_MARK in done.stderr:
         raise PackagingError(done.stderr.rpartition(TRIAL_MARK)[2].strip())
     message = done.stderr.strip().splitlines()

@@ -138,9 +138,7 @@ def _break_version(d):
 
 
 @pytest.mark.parametrize("breakage, reason", [
-    (lambda d: (d / "dect_model.pkl").write_bytes(b"not the model"), "has 13 bytes"),
-    (lambda d: (d / "dect_model.pkl").write_bytes(
-        bytes(len((d / "dect_model.pkl").read_bytes()))), "SHA-256"),
+    (lambda d: (d / "dect_model.pkl").write_bytes(b"not the model"), "SHA-256"),
     (lambda d: (d / "dect_model.pkl").unlink(), "missing"),
     (_break_version, "scikit-learn 0.0.1"),
 ])

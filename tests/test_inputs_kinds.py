@@ -297,7 +297,7 @@ def test_the_results_csv_neutralises_formula_cells():
                 "warnings": [{"field": "@sum"}]},
                {"label": "ok", "probabilities": {"=cmd": -0.0, "ok": 1.0}, "warnings": []}]
     table = list(csv.reader(io.StringIO(results_csv(results, ["=cmd", "ok"]))))
-    assert table == [["row", "prediction", "'model_score_=cmd", "model_score_ok",
+    assert table == [["row", "prediction", "model_score_=cmd", "model_score_ok",
                      "outside_training_range"],
                      ["0", "'=HYPERLINK(\"http://x\")", "0.25", "0.75", "'@sum"],
                      ["1", "ok", "-0.0", "1.0", ""]]

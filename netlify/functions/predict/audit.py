@@ -27,7 +27,8 @@ DISPATCH_ATTRS = {"stack_method_", "response_method", "_response_method"}
 # Where scikit-learn keeps arrays of Python objects (labels, categories, names).
 OBJECT_ARRAYS = {"classes_", "categories_", "feature_names_in_", "statistics_",
                  "_feature_names_in", "categories", "estimators_", "drop_idx_", "_columns",
-                 "_infrequent_indices", "infrequent_categories_", "_default_to_infrequent_mappings"}
+                 "_infrequent_indices", "infrequent_categories_", "_default_to_infrequent_mappings",
+                 "bin_edges_"}
 # Where an estimator keeps the estimators it calls: each must be one (or "drop", "passthrough").
 SLOTS = {"steps", "transformers", "transformers_", "transformer_list", "estimators",
          "estimators_", "estimator", "estimator_", "final_estimator", "final_estimator_",
@@ -105,7 +106,9 @@ class _Audit:
         if attr not in OBJECT_ARRAYS and not any(w in attr for w in OBJECT_ARRAY_WORDS):
             raise _refuse(path, "an array of Python objects where scikit-learn keeps none")
         for i, v in enumerate(a.flat):
-            if not is_plain(v):
+            if isinstance(v, np.ndarray):  # KBinsDiscretizer's edges: one array per feature
+                self.array(v, f"{path}[{i}]", attr)
+            elif not is_plain(v):
                 if not hasattr(v, "get_params"):
                     raise _refuse(f"{path}[{i}]", "an object array holds something other than "
                                                    "plain values or estimators")

@@ -489,7 +489,8 @@ class SafeUnpickler(pickle._Unpickler):
         if dtype.hasobject:
             if not isinstance(raw, list) or len(raw) != count:
                 raise Refused("an object array's items do not match its shape")
-            if not all(is_plain(v) or _is_estimator(v) for v in raw):
+            # an array inside (KBinsDiscretizer's edges) was itself built here, from checked state
+            if not all(is_plain(v) or _is_estimator(v) or type(v) is np.ndarray for v in raw):
                 raise Refused("an object array holds something other than plain values")
             arr = np.empty(count, dtype=object)
             arr[:] = raw
