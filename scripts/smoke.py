@@ -20,15 +20,15 @@ WAIT_S = 60
 
 
 def fetch(url: str, body: dict | None = None) -> tuple[int, dict, bytes]:
-    """Return (status, headers, body) of a GET, or of a JSON POST when body is given."""
+    """Return (status, headers with lower-case names, body) of a GET, or of a JSON POST when body is given."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json",
                                                           "User-Agent": "dect-smoke/1"})
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, dict(r.headers), r.read()
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
     except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
+        return err.code, {k.lower(): v for k, v in err.headers.items()}, err.read()
 
 
 def checks(site: str) -> list[str]:
@@ -40,7 +40,7 @@ def checks(site: str) -> list[str]:
     status, headers, body = fetch(site + "/api/health")
     if status != 200 or json.loads(body).get("status") != "ok":
         return [f"GET /api/health answered {status}: {body[:200]!r}"]
-    if headers.get("X-Content-Type-Options") != "nosniff":
+    if headers.get("x-content-type-options") != "nosniff":
         return ["GET /api/health came without the function's security headers"]
     status, _, body = fetch(site + "/api/model")
     if status != 200:
@@ -54,7 +54,7 @@ def checks(site: str) -> list[str]:
     if not isinstance(predictions, list) or len(predictions) != 1:
         return [f"POST /api/predict gave no prediction: {body[:200]!r}"]
     print(f"smoke: {site} ok: model {manifest.get('name')} {manifest.get('version')}, "
-          f"prediction {predictions[0]!r}, {headers.get('Server-Timing', '')}")
+          f"prediction {predictions[0]!r}, {headers.get('server-timing', '')}")
     return []
 
 
