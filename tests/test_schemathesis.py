@@ -6,7 +6,7 @@ prediction route, with their reference rows' explained answers validated against
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis import GenerationMode
+from schemathesis import GenerationMode, checks
 from threadpoolctl import threadpool_limits
 
 import fitted
@@ -17,10 +17,30 @@ _, _, DOCUMENT = call(event("GET", "/api/openapi.json"))
 schema = schemathesis.openapi.from_dict(DOCUMENT)
 
 
+def call_and_validate(case, url: str):
+    """Call and validate, except that any request may get a documented 413 for its size: its
+    body over the limit (`payload_too_large`, which schemathesis does not count as a refusal),
+    or its answer (`response_too_large`: e.g. 1,000 rows all out of range, explained, pass
+    Lambda's 6 MB); and
+    that a column-wise body (`dataframe_split`, `inputs` as columns) may be refused: JSON Schema
+    cannot tie a cell's type to the column its position names, so its schema lets any cell be
+    of any feature's type, and the API then names the cell's field (a 400, still checked to be
+    documented and conforming)."""
+    response = case.call(base_url=url)
+    if response.status_code == 413 and \
+            response.json()["error"]["code"] in ("payload_too_large", "response_too_large"):
+        return response
+    columnwise = isinstance(case.body, dict) and (
+        "dataframe_split" in case.body or isinstance(case.body.get("inputs"), dict))
+    case.validate_response(response, excluded_checks=[checks.positive_data_acceptance]
+                           if columnwise and response.status_code == 400 else None)
+    return response
+
+
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_api_keeps_its_openapi_contract(case, runtime):
-    case.call_and_validate(base_url=runtime.url)
+    call_and_validate(case, runtime.url)
 
 
 MODELS = {"forest": fitted.forest_compressed, "hist-boosting": fitted.hist_boosting,
@@ -54,7 +74,7 @@ def test_every_kind_of_model_answers_its_reference_rows_as_its_document_says(ser
     served, predict = served_predict(server)
     case = served.make_case(operation=predict, body={"instances": fitted.rows(fit.frame)},
                             media_type="application/json")
-    response = case.call_and_validate(base_url=server.url)
+    response = call_and_validate(case, server.url)
     assert response.status_code == 200
     assert all(r["explanation"] for r in response.json()["results"])
 
@@ -71,6 +91,6 @@ def test_every_kind_of_model_keeps_its_contract_on_generated_requests(served_mod
     @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck),
               database=None)
     def generated(case):
-        case.call_and_validate(base_url=server.url)
+        call_and_validate(case, server.url)
 
     generated()
