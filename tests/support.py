@@ -1,9 +1,11 @@
 """Helpers shared by the tests: event builders, calling the handler, running the local runtime."""
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -124,3 +126,21 @@ class LocalRuntime:
     def stop(self):
         self.proc.terminate()
         self.proc.wait(timeout=10)
+
+
+def exchange(port: int, data: bytes, *, timeout: float = 20) -> http.client.HTTPResponse:
+    """Send raw bytes to 127.0.0.1:port on a new connection; return the parsed response (body
+    read)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock.sendall(data)
+    resp = http.client.HTTPResponse(sock)
+    resp.begin()
+    resp.body = resp.read()
+    sock.close()
+    return resp
+
+
+def chunked(body: bytes, size: int = 100) -> bytes:
+    """Return body in HTTP/1.1 chunked transfer coding, in chunks of size bytes."""
+    parts = [body[i:i + size] for i in range(0, len(body), size)]
+    return b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in parts) + b"0\r\n\r\n"

@@ -14,29 +14,13 @@ from urllib.parse import unquote
 
 import pytest
 
-from support import MODEL_DIR, ROOT, LocalRuntime, call, event, example
+from support import MODEL_DIR, ROOT, LocalRuntime, call, chunked, event, example, exchange
 
 BODY = json.dumps({"features": example("malignant")}).encode()
 POST = b"POST /api/predict?explain=false HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
 VERSION = "2.0 – beta"  # not latin-1: header values must still be valid
 LIMIT = 20000
 GUNICORN = Path(sys.executable).parent / "gunicorn"
-
-
-def chunked(body: bytes, size: int = 100) -> bytes:
-    parts = [body[i:i + size] for i in range(0, len(body), size)]
-    return b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in parts) + b"0\r\n\r\n"
-
-
-def exchange(port: int, data: bytes) -> http.client.HTTPResponse:
-    """Send raw bytes on a new connection; return the parsed response (body read)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    sock.sendall(data)
-    resp = http.client.HTTPResponse(sock)
-    resp.begin()
-    resp.body = resp.read()
-    sock.close()
-    return resp
 
 
 @pytest.fixture(scope="module")

@@ -308,23 +308,24 @@ class SafeUnpickler(pickle._Unpickler):
         super().load_setitem()
     dispatch[pickle.SETITEM[0]] = load_setitem
 
-    def load_setitems(self):
-        items = self.stack  # the items since the MARK (the pure-Python unpickler's own stack)
-        for key in items[::2]:
+    def _check_marked(self, step: int) -> None:
+        """Check the keys among the items since the MARK (the pure-Python unpickler's own
+        stack): every other item for key-value pairs, every item for set items."""
+        for key in self.stack[::step]:
             _check_key(key)
+
+    def load_setitems(self):
+        self._check_marked(2)
         super().load_setitems()
     dispatch[pickle.SETITEMS[0]] = load_setitems
 
     def load_dict(self):
-        items = self.stack  # the items since the MARK (the pure-Python unpickler's own stack)
-        for key in items[::2]:
-            _check_key(key)
+        self._check_marked(2)
         super().load_dict()
     dispatch[pickle.DICT[0]] = load_dict
 
     def load_additems(self):
-        for item in self.stack:  # the items since the MARK
-            _check_key(item)
+        self._check_marked(1)
         super().load_additems()
     dispatch[pickle.ADDITEMS[0]] = load_additems
 
